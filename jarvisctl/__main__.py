@@ -1,0 +1,3 @@
+from jarvisctl.cli import main
+
+main()
