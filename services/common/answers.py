@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from services.common.tokens import Identity
 
 
 @dataclass
@@ -13,3 +15,27 @@ class Answer:
     skill: str
     text: str
     records: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SkillInfo:
+    """One skill as the agent card lists it."""
+
+    id: str
+    name: str
+    description: str
+    tags: list[str]
+    examples: list[str]
+
+
+class Skills(Protocol):
+    """What an agent's domain offers: its skill list and a plain-English answerer."""
+
+    name: str
+    description: str
+    catalog: list[SkillInfo]
+
+    def answer(self, text: str, identity: Identity) -> Answer:
+        """Map the request to a skill and return its answer; never raise for
+        a request it cannot map (return the list of abilities instead)."""
+        ...
