@@ -31,6 +31,8 @@ class ServiceSpec:
     card_name: str | None = None
     # Seconds `up` waits for the readiness check before giving up.
     start_timeout: float = 30.0
+    # Explicit argv, for services that are not `python -m <module>` (tests).
+    command: tuple[str, ...] = ()
 
     @property
     def is_agent(self) -> bool:
