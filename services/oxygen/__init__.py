@@ -1,0 +1,1 @@
+"""OxygenAgent: courses, exams and learning progress over A2A."""

@@ -1,0 +1,1 @@
+"""TicketsAgent: IT helpdesk tickets over A2A, stored in SQLite."""

@@ -1,0 +1,13 @@
+"""OxygenAgent's ASGI app: the shared A2A server over the seeded learning data."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from services.common.agent import build_agent_app, stack_version
+from services.common.settings import ServiceSettings
+from services.oxygen.skills import OxygenSkills
+
+
+def build_app(settings: ServiceSettings) -> Starlette:
+    return build_agent_app(settings, "oxygen", OxygenSkills(), stack_version())
