@@ -1,0 +1,601 @@
+"""The LiteLLM gateway's configuration: validate, translate, render and launch.
+
+`litellm_config.yaml` is checked against the subset of LiteLLM's schema this
+stack uses, so a typo fails with its file and line instead of LiteLLM silently
+skipping an agent. The older flat agent format (`base_url`, `auth_token`,
+`rate_limit`) is translated. The proxy loads a rendered copy in the run
+directory, with ports resolved and the gateway's JWT added to every agent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jarvisctl.config import SERVICES, Settings
+from jarvisctl.errors import GatewayConfigError
+from services.common.tokens import GATEWAY_TOKEN_HEADER
+
+RUNTIME_FILE_NAME = "litellm.runtime.yaml"
+# The runtime file holds the gateway's JWT.
+RUNTIME_FILE_MODE = 0o600
+PROXY_MODULE = "litellm.proxy.proxy_cli"
+# More workers would each hold a copy of the agent registry and ~300 MB.
+PROXY_WORKERS = 1
+
+# Master keys published in LiteLLM's documentation; litellm 1.108 refuses them.
+KNOWN_DEFAULT_MASTER_KEYS = frozenset({"sk-1234"})
+ENV_REFERENCE_PREFIX = "os.environ/"
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]"})
+# Each of these makes litellm 1.108 read a bundled copy instead of fetching
+# the file from GitHub at start-up.
+OFFLINE_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
+    "LITELLM_LOCAL_BLOG_POSTS": "True",
+    "LITELLM_LOCAL_POLICY_TEMPLATES": "True",
+    "LITELLM_LOCAL_AUTOROUTER_PRESETS": "True",
+    "LITELLM_DONT_SHOW_FEEDBACK_BOX": "True",
+    # Keep the proxy's own refusal of a weak master key switched on.
+    "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "false",
+}
+LEGACY_DEFAULT_VERSION = "1.0.0"
+LEGACY_PROTOCOL_VERSION = "0.3.0"
+
+logger = logging.getLogger(__name__)
+
+# Paths whose format warning was already logged by this process.
+_warned_paths: set[str] = set()
+
+
+class LineDict(dict):
+    """A YAML mapping that remembers its own line and the line of each key."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+
+class LineList(list):
+    """A YAML sequence that remembers its own line and the line of each item."""
+
+    line: int = 0
+    item_lines: list[int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, building LineDict and LineList with 1-based lines."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    mapping = LineDict()
+    mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = key_node.start_mark.line + 1
+    return mapping
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
+    sequence = LineList(loader.construct_object(item, deep=True) for item in node.value)
+    sequence.line = node.start_mark.line + 1
+    sequence.item_lines = [item.start_mark.line + 1 for item in node.value]
+    return sequence
+
+
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence
+)
+
+
+@dataclass(frozen=True)
+class Key:
+    """The expected type of one config key; `fields` checks a nested mapping."""
+
+    kind: str
+    required: bool = False
+    fields: dict[str, Key] | None = None
+    item_fields: dict[str, Key] | None = None
+
+
+KIND_TEXT = {
+    "str": "a string",
+    "int": "an integer",
+    "bool": "true or false",
+    "map": "a mapping",
+    "list": "a list",
+    "str_list": "a list of strings",
+    "str_map": "a mapping of strings to strings",
+}
+SKILL_FIELDS = {
+    "id": Key("str", True),
+    "name": Key("str", True),
+    "description": Key("str", True),
+    "tags": Key("str_list", True),
+    "examples": Key("str_list"),
+    "inputModes": Key("str_list"),
+    "outputModes": Key("str_list"),
+    "security": Key("list"),
+}
+CAPABILITY_FIELDS = {
+    "streaming": Key("bool"),
+    "pushNotifications": Key("bool"),
+    "stateTransitionHistory": Key("bool"),
+    "extensions": Key("list"),
+}
+# The card fields of litellm 1.108's AgentCard (litellm/types/agents.py).
+CARD_FIELDS = {
+    "name": Key("str", True),
+    "description": Key("str", True),
+    "url": Key("str", True),
+    "version": Key("str", True),
+    "protocolVersion": Key("str", True),
+    "capabilities": Key("map", True, CAPABILITY_FIELDS),
+    "defaultInputModes": Key("str_list", True),
+    "defaultOutputModes": Key("str_list", True),
+    "skills": Key("list", True, item_fields=SKILL_FIELDS),
+    "preferredTransport": Key("str"),
+    "additionalInterfaces": Key("list"),
+    "iconUrl": Key("str"),
+    "provider": Key("map"),
+    "documentationUrl": Key("str"),
+    "securitySchemes": Key("map"),
+    "security": Key("list"),
+    "supportsAuthenticatedExtendedCard": Key("bool"),
+    "signatures": Key("list"),
+}
+# The agent fields of litellm 1.108's AgentConfig that this stack supports.
+AGENT_FIELDS = {
+    "agent_name": Key("str", True),
+    "agent_card_params": Key("map", True, CARD_FIELDS),
+    "litellm_params": Key("map"),
+    "static_headers": Key("str_map"),
+    "extra_headers": Key("str_list"),
+    "rpm_limit": Key("int"),
+    "tpm_limit": Key("int"),
+    "session_rpm_limit": Key("int"),
+    "session_tpm_limit": Key("int"),
+    "object_permission": Key("map"),
+    "access_group_ids": Key("str_list"),
+    "enabled": Key("bool"),
+}
+LEGACY_AGENT_FIELDS = {
+    "agent_id": Key("str"),
+    "agent_name": Key("str"),
+    "description": Key("str"),
+    "base_url": Key("str", True),
+    "auth_type": Key("str"),
+    "auth_token": Key("str"),
+    "rate_limit": Key("int"),
+}
+LEGACY_ONLY_KEYS = frozenset(LEGACY_AGENT_FIELDS) - frozenset(AGENT_FIELDS)
+LEGACY_AUTH_TYPES = ("bearer", "none")
+MODEL_FIELDS = {
+    "model_name": Key("str", True),
+    "litellm_params": Key("map", True, {"model": Key("str", True)}),
+    "model_info": Key("map"),
+}
+# Open mappings (fields None) are passed to LiteLLM unchecked.
+TOP_FIELDS = {
+    "model_list": Key("list", item_fields=MODEL_FIELDS),
+    "agents": Key("list"),
+    "agent_list": Key("list"),
+    "litellm_settings": Key("map"),
+    "router_settings": Key("map"),
+    "general_settings": Key("map", fields=None),
+}
+# Mappings checked only for the types of the keys listed; others pass through.
+OPEN_MAPPINGS = {"litellm_params"}
+
+
+def load_yaml_with_lines(path: Path, label: str) -> LineDict:
+    """Parse `path` into LineDict/LineList; raise GatewayConfigError on bad YAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GatewayConfigError(
+            f"missing gateway config {label}; set LITELLM_CONFIG in .env or restore "
+            "the file"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise GatewayConfigError(f"cannot read {label}: {error}") from None
+    try:
+        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - safe loader
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else 0
+        raise GatewayConfigError(
+            f"{label}:{line}: invalid YAML: {error.problem or error.context}"
+        ) from None
+    except yaml.YAMLError as error:
+        raise GatewayConfigError(f"{label}: invalid YAML: {error}") from None
+    if not isinstance(document, LineDict):
+        raise GatewayConfigError(
+            f"{label}:1: invalid gateway config: expected a mapping with "
+            "model_list, agents and general_settings"
+        )
+    return document
+
+
+def check_mapping(
+    mapping: LineDict, fields: dict[str, Key], label: str, where: str
+) -> None:
+    """Check keys and types of `mapping` against `fields`, recursively."""
+    for key, value in mapping.items():
+        line = mapping.key_lines.get(key, mapping.line)
+        spec = fields.get(key)
+        if spec is None:
+            raise GatewayConfigError(
+                f"{label}:{line}: unknown key {key!r} in {where}; expected one of "
+                f"{', '.join(fields)}"
+            )
+        _check_value(value, spec, label, line, f"{where}.{key}".lstrip("."))
+    for key, spec in fields.items():
+        if spec.required and key not in mapping:
+            raise GatewayConfigError(
+                f"{label}:{mapping.line}: missing key {key!r} in {where}"
+            )
+
+
+def _check_value(value: Any, spec: Key, label: str, line: int, where: str) -> None:
+    if not _has_kind(value, spec.kind):
+        hint = " (quote it)" if spec.kind == "str" and _is_scalar(value) else ""
+        raise GatewayConfigError(
+            f"{label}:{line}: invalid {where}: expected {KIND_TEXT[spec.kind]}, "
+            f"got {value!r}{hint}"
+        )
+    if spec.fields is not None:
+        if where.rsplit(".", 1)[-1] in OPEN_MAPPINGS:
+            _check_listed(value, spec.fields, label, where)
+        else:
+            check_mapping(value, spec.fields, label, where)
+    if spec.item_fields is not None:
+        for index, item in enumerate(value):
+            item_line = value.item_lines[index]
+            if not isinstance(item, LineDict):
+                raise GatewayConfigError(
+                    f"{label}:{item_line}: invalid {where}[{index}]: expected a "
+                    "mapping"
+                )
+            check_mapping(item, spec.item_fields, label, f"{where}[{index}]")
+
+
+def _check_listed(
+    mapping: LineDict, fields: dict[str, Key], label: str, where: str
+) -> None:
+    for key, spec in fields.items():
+        if key not in mapping:
+            if spec.required:
+                raise GatewayConfigError(
+                    f"{label}:{mapping.line}: missing key {key!r} in {where}"
+                )
+            continue
+        line = mapping.key_lines.get(key, mapping.line)
+        _check_value(mapping[key], spec, label, line, f"{where}.{key}")
+
+
+def _has_kind(value: Any, kind: str) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "map":
+        return isinstance(value, dict)
+    if kind == "list":
+        return isinstance(value, list)
+    if kind == "str_list":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == "str_map":
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+    raise ValueError(f"unknown kind {kind}")
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (int, float, bool))
+
+
+def plain(value: Any) -> Any:
+    """Return `value` with LineDict and LineList turned into dict and list."""
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+@dataclass
+class GatewayConfig:
+    """A validated gateway configuration with agents in LiteLLM's schema."""
+
+    path: Path
+    data: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def agents(self) -> list[dict[str, Any]]:
+        return list(self.data.get("agents") or [])
+
+    @property
+    def agent_names(self) -> list[str]:
+        return [agent["agent_name"] for agent in self.agents]
+
+
+def load_gateway_config(path: Path) -> GatewayConfig:
+    """Read and validate `path`; raise GatewayConfigError naming file and line."""
+    label = _label(path)
+    document = load_yaml_with_lines(path, label)
+    check_mapping(document, TOP_FIELDS, label, "the top level")
+    if "agents" in document and "agent_list" in document:
+        raise GatewayConfigError(
+            f"{label}:{document.key_lines['agent_list']}: both 'agents' and "
+            "'agent_list' are set; keep only 'agents'"
+        )
+    raw_agents = document.get("agents", document.get("agent_list")) or []
+    agents, legacy_names = _check_agents(raw_agents, label)
+
+    data = {key: plain(value) for key, value in document.items()}
+    data.pop("agent_list", None)
+    data["agents"] = agents
+    warnings = []
+    if legacy_names:
+        warnings.append(
+            f"{label}: agents {', '.join(legacy_names)} use the older flat format "
+            "(base_url, auth_token, rate_limit); translated them to "
+            "agent_card_params, static_headers and rpm_limit. Rewrite them like "
+            "the agents in the shipped litellm_config.yaml"
+        )
+    return GatewayConfig(path=path, data=data, warnings=warnings)
+
+
+def _check_agents(
+    raw_agents: Any, label: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    agents: list[dict[str, Any]] = []
+    legacy_names: list[str] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(raw_agents):
+        where = f"agents[{index}]"
+        line = raw_agents.item_lines[index]
+        if not isinstance(entry, LineDict):
+            raise GatewayConfigError(
+                f"{label}:{line}: invalid {where}: expected a mapping of agent keys"
+            )
+        if "agent_card_params" not in entry and LEGACY_ONLY_KEYS & entry.keys():
+            check_mapping(entry, LEGACY_AGENT_FIELDS, label, where)
+            _check_legacy_agent(entry, label, where)
+            agent = translate_legacy_agent(plain(entry))
+            legacy_names.append(agent["agent_name"])
+        else:
+            check_mapping(entry, AGENT_FIELDS, label, where)
+            agent = plain(entry)
+        name = agent["agent_name"]
+        if name in seen:
+            raise GatewayConfigError(
+                f"{label}:{entry.line}: duplicate agent_name {name!r} in {where}; "
+                f"agents[{seen[name]}] already uses it"
+            )
+        seen[name] = index
+        agents.append(agent)
+    return agents, legacy_names
+
+
+def _check_legacy_agent(entry: LineDict, label: str, where: str) -> None:
+    if not (entry.get("agent_id") or entry.get("agent_name")):
+        raise GatewayConfigError(
+            f"{label}:{entry.line}: missing key 'agent_id' or 'agent_name' in {where}"
+        )
+    auth_type = str(entry.get("auth_type") or "bearer").lower()
+    if auth_type not in LEGACY_AUTH_TYPES:
+        line = entry.key_lines.get("auth_type", entry.line)
+        raise GatewayConfigError(
+            f"{label}:{line}: invalid {where}.auth_type {auth_type!r}; expected "
+            f"one of {', '.join(LEGACY_AUTH_TYPES)}"
+        )
+
+
+def translate_legacy_agent(entry: dict[str, Any]) -> dict[str, Any]:
+    """Turn one agent of the older flat format into LiteLLM's agent schema."""
+    short_name = entry.get("agent_id") or entry["agent_name"]
+    known = {spec.name: spec.card_name for spec in SERVICES if spec.is_agent}
+    card_name = entry.get("agent_name") or known.get(short_name) or short_name
+    agent: dict[str, Any] = {
+        "agent_name": short_name,
+        "agent_card_params": {
+            "name": card_name,
+            "description": entry.get("description") or f"{card_name} agent",
+            "url": entry["base_url"],
+            "version": LEGACY_DEFAULT_VERSION,
+            "protocolVersion": LEGACY_PROTOCOL_VERSION,
+            "capabilities": {"streaming": True},
+            "defaultInputModes": ["text/plain"],
+            "defaultOutputModes": ["text/plain", "application/json"],
+            "skills": [],
+        },
+    }
+    token = entry.get("auth_token")
+    auth_type = (entry.get("auth_type") or ("bearer" if token else "none")).lower()
+    if auth_type == "bearer" and token:
+        # The agents take the gateway's own token from this header, so a caller's
+        # forwarded Authorization header is never overwritten by it.
+        agent["static_headers"] = {GATEWAY_TOKEN_HEADER: f"Bearer {token}"}
+    if entry.get("rate_limit") is not None:
+        # litellm 1.108 enforces an agent's rpm_limit in its rate limiter hook.
+        agent["rpm_limit"] = entry["rate_limit"]
+    return agent
+
+
+def resolve_placeholders(value: Any, values: dict[str, str], where: str = "") -> Any:
+    """Replace `${NAME}` in every string of `value`; raise for an unknown NAME."""
+    if isinstance(value, dict):
+        return {
+            key: resolve_placeholders(item, values, f"{where}.{key}".lstrip("."))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            resolve_placeholders(item, values, f"{where}[{index}]")
+            for index, item in enumerate(value)
+        ]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise GatewayConfigError(
+                f"missing {name} for ${{{name}}} in {where} of the gateway config; "
+                "set it in .env"
+            )
+        return values[name]
+
+    return PLACEHOLDER.sub(substitute, value)
+
+
+def placeholder_values(settings: Settings) -> dict[str, str]:
+    """Return the values `${NAME}` may refer to: .env plus resolved ports and host."""
+    values = {key: value for key, value in settings.env.items() if value is not None}
+    for spec in SERVICES:
+        values[spec.port_key] = str(settings.port(spec.name))
+    host = settings.host
+    values["JARVIS_BIND_HOST"] = "127.0.0.1" if host in WILDCARD_HOSTS else host
+    return values
+
+
+def render_runtime_config(settings: Settings) -> Path:
+    """Write the proxy's config to `<run_dir>/litellm.runtime.yaml` (mode 0600)."""
+    config = load_gateway_config(settings.gateway_config_file)
+    _log_warnings_once(config)
+    data = resolve_placeholders(config.data, placeholder_values(settings))
+    token = (settings.env.get("JWT_TOKEN") or "").strip()
+    if not token:
+        logger.warning(
+            "Rendered the gateway config without a gateway token: JWT_TOKEN is "
+            "empty; run `jarvisctl token refresh`"
+        )
+    for agent in data["agents"]:
+        _check_agent_url(agent, config.path)
+        if token:
+            _add_gateway_token(agent, token)
+
+    target = settings.run_dir / RUNTIME_FILE_NAME
+    _write_private(target, yaml.safe_dump(data, sort_keys=False))
+    logger.info(
+        "Rendered gateway config with agents %s to %s",
+        ", ".join(config.agent_names) or "(none)",
+        target,
+    )
+    return target
+
+
+def gateway_launch(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """Render the runtime config; return the proxy's argv and extra environment."""
+    master_key = gateway_master_key(settings)
+    path = render_runtime_config(settings)
+    argv = [
+        sys.executable,
+        "-m",
+        PROXY_MODULE,
+        "--config",
+        str(path),
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port("gateway")),
+        "--num_workers",
+        str(PROXY_WORKERS),
+    ]
+    env = dict(OFFLINE_ENV)
+    env["LITELLM_MASTER_KEY"] = master_key
+    env["NUM_WORKERS"] = str(PROXY_WORKERS)
+    return argv, env
+
+
+def gateway_master_key(settings: Settings) -> str:
+    """Return LITELLM_MASTER_KEY; raise GatewayConfigError when missing or known."""
+    key = (settings.env.get("LITELLM_MASTER_KEY") or "").strip()
+    if not key:
+        raise GatewayConfigError(
+            "missing LITELLM_MASTER_KEY in .env: the gateway needs a master key; "
+            "run `jarvisctl init` to generate one"
+        )
+    if key in KNOWN_DEFAULT_MASTER_KEYS:
+        raise GatewayConfigError(
+            "invalid LITELLM_MASTER_KEY in .env: it is a publicly known default "
+            "key; delete the value and run `jarvisctl init` to generate a new one"
+        )
+    return key
+
+
+def _check_agent_url(agent: dict[str, Any], path: Path) -> None:
+    from urllib.parse import urlsplit
+
+    url = agent["agent_card_params"]["url"]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise GatewayConfigError(
+            f"{_label(path)}: invalid url {url!r} of agent {agent['agent_name']}: "
+            "expected http://host:port/"
+        )
+
+
+def _add_gateway_token(agent: dict[str, Any], token: str) -> None:
+    headers = dict(agent.get("static_headers") or {})
+    if not any(name.lower() == GATEWAY_TOKEN_HEADER.lower() for name in headers):
+        headers[GATEWAY_TOKEN_HEADER] = f"Bearer {token}"
+    agent["static_headers"] = headers
+
+
+def _write_private(target: Path, text: str) -> None:
+    """Write `text` to `target` atomically; the file is never readable by others."""
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # mkstemp creates the file with mode 0600 from the start.
+    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp_name, RUNTIME_FILE_MODE)
+        os.replace(temp_name, target)
+    except OSError as error:
+        Path(temp_name).unlink(missing_ok=True)
+        raise GatewayConfigError(
+            f"cannot write {target}: {error.strerror}; check the run directory"
+        ) from None
+
+
+def _log_warnings_once(config: GatewayConfig) -> None:
+    key = str(config.path)
+    if config.warnings and key not in _warned_paths:
+        _warned_paths.add(key)
+        for warning in config.warnings:
+            logger.warning("%s", warning)
+
+
+def _label(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
