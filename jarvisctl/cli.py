@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import typer
 
+from jarvisctl.config import SERVICE_NAMES, Settings, load_settings
 from jarvisctl.errors import EXIT_FAILURE, JarvisError
+from jarvisctl.logfiles import LogLine
 
 app = typer.Typer(
     help="Run, supervise and talk to the local agent stack.",
@@ -19,6 +22,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+# Seconds between two frames of `status --watch`.
+WATCH_INTERVAL = 1.0
 
 # Set by the --debug option; main() shows a traceback only when it is on.
 _debug = False
@@ -42,6 +48,258 @@ def root(
         logging.basicConfig(level=logging.DEBUG)
 
 
+def _settings() -> Settings:
+    """Load the project's settings and check every port once, up front."""
+    settings = load_settings()
+    for name in SERVICE_NAMES:
+        settings.port(name)
+    return settings
+
+
+ServicesArgument = typer.Argument(
+    None, help="Services to act on (default: all).", show_default=False
+)
+TimeoutOption = typer.Option(
+    None,
+    "--timeout",
+    min=0.1,
+    help="Maximum seconds to wait (default: each service's own start or stop timeout).",
+)
+
+
+@app.command()
+def init() -> None:
+    """Create .env from .env.template and generate the missing secrets.
+
+    Fills JWT_SECRET_KEY and LITELLM_MASTER_KEY when empty, keeps every value
+    you set, and leaves .env readable by you only (mode 0600). Safe to rerun.
+
+    Example: jarvisctl init
+    """
+    from jarvisctl import stack, views
+
+    settings = load_settings()
+    existed = settings.env_file.exists()
+    generated = stack.init_project(settings)
+    if not existed:
+        views.print_info(f"Created {settings.env_file}")
+    if generated:
+        views.print_info(f"Generated {', '.join(generated)} in {settings.env_file}")
+    elif existed:
+        views.print_info(f"{settings.env_file} is complete; nothing to change")
+
+
+@app.command()
+def up(
+    services: list[str] | None = ServicesArgument,
+    foreground: bool = typer.Option(
+        False, "--foreground", help="Run the supervisor here and print service logs."
+    ),
+    timeout: float | None = TimeoutOption,
+) -> None:
+    """Start the stack (or the named services and their dependencies).
+
+    Waits until every service answers its health check; prints the last log
+    lines of any service that does not and exits 1.
+
+    Example: jarvisctl up tickets
+    """
+    from jarvisctl import stack, views
+
+    settings = _settings()
+    names = stack.resolve_services(services or [])
+    if foreground:
+        _run_foreground(settings, names)
+        return
+    with views.status_progress() as update:
+        result = stack.up(settings, names, timeout=timeout, on_update=update)
+    views.print_status(result.statuses)
+    if not result.ok:
+        views.print_failures(result.failures)
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _run_foreground(settings: Settings, names: list[str]) -> None:
+    from jarvisctl import stack, supervisor, views
+
+    stack.init_project(settings)
+    settings = load_settings(settings.project_dir)
+    width = max(len(name) for name in SERVICE_NAMES)
+
+    def on_line(service: str, line: str) -> None:
+        views.print_log_line(LogLine(service, "", line), SERVICE_NAMES, width)
+
+    supervisor.run_foreground(settings, names, on_line)
+
+
+@app.command()
+def down(
+    services: list[str] | None = ServicesArgument,
+    timeout: float | None = TimeoutOption,
+) -> None:
+    """Stop the stack (or the named services) and check that nothing is left.
+
+    Without a running supervisor, the processes recorded in state.json are
+    stopped directly.
+
+    Example: jarvisctl down
+    """
+    from jarvisctl import stack, views
+
+    settings = _settings()
+    result = stack.down(settings, services or [], timeout=timeout)
+    if result.stopped:
+        views.print_info(f"Stopped {', '.join(result.stopped)}")
+    else:
+        views.print_info("Nothing was running")
+    for leftover in result.leftovers:
+        views.print_warning(leftover)
+    if result.leftovers:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+@app.command()
+def restart(
+    services: list[str] | None = ServicesArgument,
+    timeout: float | None = TimeoutOption,
+) -> None:
+    """Restart the named services (default: all) and wait until they are healthy.
+
+    Example: jarvisctl restart gateway
+    """
+    from jarvisctl import stack, views
+
+    settings = _settings()
+    with views.status_progress() as update:
+        result = stack.restart(
+            settings, services or [], timeout=timeout, on_update=update
+        )
+    views.print_status(result.statuses)
+    if not result.ok:
+        views.print_failures(result.failures)
+        raise typer.Exit(EXIT_FAILURE)
+
+
+@app.command()
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+    watch: bool = typer.Option(
+        False, "--watch", help="Refresh every second until Ctrl-C."
+    ),
+    iterations: int | None = typer.Option(
+        None, "--iterations", hidden=True, min=1, help="Stop --watch after N frames."
+    ),
+) -> None:
+    """Show each service's pid, state, uptime, restarts, CPU, memory and health.
+
+    Exits 0 when every service is healthy, 1 otherwise.
+
+    Example: jarvisctl status --json
+    """
+    from jarvisctl import stack, views
+
+    settings = _settings()
+    if watch:
+        try:
+            views.watch_status(
+                lambda: stack.collect_status(settings),
+                WATCH_INTERVAL,
+                iterations,
+                time.sleep,
+            )
+        except KeyboardInterrupt:
+            pass
+    statuses = stack.collect_status(settings)
+    if as_json:
+        views.print_json([row.to_dict() for row in statuses])
+    elif not watch:
+        views.print_status(statuses)
+    if not stack.all_healthy(statuses):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+@app.command()
+def logs(
+    services: list[str] | None = ServicesArgument,
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Keep printing new lines until Ctrl-C."
+    ),
+    lines: int = typer.Option(50, "--lines", "-n", min=0, help="Lines to show first."),
+    duration: float | None = typer.Option(
+        None, "--duration", hidden=True, help="Stop --follow after this many seconds."
+    ),
+) -> None:
+    """Print the services' logs merged in time order, each line with its service.
+
+    Example: jarvisctl logs tickets gateway -f
+    """
+    from jarvisctl import logfiles, stack, views
+
+    settings = load_settings()
+    names = tuple(stack.validate_services(services or []))
+    width = max(len(name) for name in names)
+    for line in logfiles.read_merged(settings.log_dir, names, lines):
+        views.print_log_line(line, SERVICE_NAMES, width)
+    if not follow:
+        return
+    deadline = None if duration is None else time.monotonic() + duration
+
+    def stop() -> bool:
+        return deadline is not None and time.monotonic() > deadline
+
+    try:
+        for line in logfiles.follow(settings.log_dir, names, stop=stop):
+            views.print_log_line(line, SERVICE_NAMES, width)
+    except KeyboardInterrupt:
+        return
+
+
+@app.command()
+def ports(
+    free: bool = typer.Option(
+        False, "--free", help="Stop leftover listeners of this stack on its ports."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="With --free, also stop processes that are not ours."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="With --force, do not ask before stopping."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """Show which process listens on each service port, and whether it is ours.
+
+    Example: jarvisctl ports --free --force
+    """
+    from jarvisctl import stack, views
+
+    settings = _settings()
+    failed = False
+    if free:
+
+        def confirm(row: stack.PortRow) -> bool:
+            if yes:
+                return True
+            assert row.listener is not None
+            return views.confirm(
+                f"Stop {row.listener.label} on port {row.port} ({row.service})?"
+            )
+
+        done, skipped = stack.free_ports(settings, force=force, confirm=confirm)
+        for message in done:
+            views.print_info(message)
+        for message in skipped:
+            views.print_warning(message)
+        failed = bool(skipped)
+    rows = stack.port_rows(settings)
+    if as_json:
+        views.print_json([row.to_dict() for row in rows])
+    else:
+        views.print_ports(rows)
+    if failed:
+        raise typer.Exit(EXIT_FAILURE)
+
+
 # Commands of tokens, invoke and agents live in their own module.
 from jarvisctl import cli_agents  # noqa: E402
 
@@ -51,7 +309,9 @@ cli_agents.register(app)
 def main() -> None:
     """Run the CLI and turn our errors into one line on stderr and an exit code."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit instead
+        # of exiting, so it is passed on here.
+        exit_code = app(standalone_mode=False)
     except JarvisError as error:
         if _debug:
             raise
@@ -75,3 +335,5 @@ def main() -> None:
             raise
         print(f"jarvisctl: unexpected error: {error} (rerun with --debug)", file=sys.stderr)
         sys.exit(EXIT_FAILURE)
+    if isinstance(exit_code, int) and exit_code:
+        sys.exit(exit_code)

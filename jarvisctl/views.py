@@ -1,11 +1,41 @@
-"""Everything jarvisctl prints goes through this module, the only Rich importer."""
+"""Everything jarvisctl prints goes through this module, the only Rich importer.
+
+On a terminal, tables have borders and colours and progress is live. When the
+output is piped or NO_COLOR is set, the same rows come out as plain text with
+no escape codes, one line per row.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from jarvisctl.logfiles import LogLine
+    from jarvisctl.stack import Failure, PortRow, ServiceStatus
+
+# Width of piped output: wide enough that a status row never wraps in a file.
+PLAIN_WIDTH = 200
+# Colours of the service name prefixes in `logs` and `up --foreground`.
+SERVICE_COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red")
+STATE_STYLES = {
+    "running": "green",
+    "external": "cyan",
+    "starting": "yellow",
+    "backoff": "yellow",
+    "stopped": "dim",
+    "crash-looping": "bold red",
+}
 
 console = Console(no_color=bool(os.environ.get("NO_COLOR")) or None)
 error_console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")) or None)
@@ -17,3 +47,216 @@ def print_error(message: str) -> None:
         error_console.print(f"[bold red]error:[/] {message}", highlight=False)
     else:
         print(f"error: {message}", file=sys.stderr)
+
+
+def is_plain() -> bool:
+    """Return True when output goes to a pipe or file rather than a terminal."""
+    return not console.is_terminal
+
+
+def _plain_console() -> Console:
+    if is_plain() and console.width < PLAIN_WIDTH:
+        console.width = PLAIN_WIDTH
+    return console
+
+
+def print_info(message: str) -> None:
+    """Print one line on stdout, without markup."""
+    _plain_console().print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def print_warning(message: str) -> None:
+    """Print one warning line on stderr."""
+    if error_console.is_terminal:
+        error_console.print(Text.assemble(("warning: ", "yellow"), message))
+    else:
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def print_json(data: Any) -> None:
+    """Write `data` as indented JSON on stdout, never coloured."""
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def confirm(question: str) -> bool:
+    """Ask a yes/no question on the terminal; a pipe or EOF counts as no."""
+    try:
+        answer = console.input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def format_uptime(seconds: float | None) -> str:
+    """Return `seconds` as `45s`, `12m05s` or `3h07m`."""
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def format_bytes(count: int | None) -> str:
+    """Return a byte count in MB with one decimal, as `ps` users read it."""
+    if count is None:
+        return "-"
+    return f"{count / 1_000_000:.1f} MB"
+
+
+def format_health(status: ServiceStatus) -> str:
+    """Return `200 3.1ms`, the error of a failed probe, or `-`."""
+    if status.health_ok is None:
+        return "-"
+    if status.health_status is not None:
+        latency = f" {status.latency_ms:.1f}ms" if status.latency_ms is not None else ""
+        return f"{status.health_status}{latency}"
+    return (status.health_error or "failed").split(":")[0]
+
+
+def format_card(status: ServiceStatus) -> str:
+    """Return `TicketsAgent 1.0.0 (4 skills)` for an agent with a card, else `-`."""
+    if not status.card_name:
+        return "-"
+    version = f" {status.card_version}" if status.card_version else ""
+    skills = status.card_skills if status.card_skills is not None else 0
+    return f"{status.card_name}{version} ({skills} skills)"
+
+
+def status_table(statuses: list[ServiceStatus]) -> Table:
+    """Build the status table: one row per service."""
+    table = Table(box=None if is_plain() else box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("NAME", "PORT", "PID", "STATE", "UPTIME", "RESTARTS"):
+        table.add_column(column, no_wrap=True)
+    for column in ("CPU%", "RSS", "HEALTH", "CARD"):
+        table.add_column(column, no_wrap=True)
+    for status in statuses:
+        state = status.state
+        if status.error and state != "running":
+            state = f"{state} ({status.error})"
+        table.add_row(
+            status.name,
+            str(status.port),
+            str(status.pid) if status.pid is not None else "-",
+            Text(state, style=STATE_STYLES.get(status.state, "")),
+            format_uptime(status.uptime),
+            str(status.restarts),
+            f"{status.cpu_percent:.1f}" if status.cpu_percent is not None else "-",
+            format_bytes(status.rss_bytes),
+            Text(format_health(status), style=_health_style(status)),
+            format_card(status),
+        )
+    return table
+
+
+def _health_style(status: ServiceStatus) -> str:
+    if status.health_ok is None:
+        return "dim"
+    return "green" if status.health_ok else "red"
+
+
+def print_status(statuses: list[ServiceStatus]) -> None:
+    """Print the status table."""
+    _plain_console().print(status_table(statuses))
+
+
+@contextmanager
+def status_progress() -> Iterator[Callable[[list[ServiceStatus]], None]]:
+    """Yield an update function that shows service states while they change.
+
+    A terminal gets a live table; a pipe gets one line per state change.
+    """
+    if is_plain():
+        seen: dict[str, str] = {}
+
+        def update_plain(statuses: list[ServiceStatus]) -> None:
+            for status in statuses:
+                line = f"{status.name}: {status.state}"
+                if status.health_ok is not None:
+                    line += f" ({format_health(status)})"
+                if seen.get(status.name) != line:
+                    seen[status.name] = line
+                    print_info(line)
+
+        yield update_plain
+        return
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+
+        def update_live(statuses: list[ServiceStatus]) -> None:
+            live.update(status_table(statuses))
+
+        yield update_live
+
+
+def watch_status(
+    fetch: Callable[[], list[ServiceStatus]],
+    interval: float,
+    iterations: int | None,
+    sleep: Callable[[float], None],
+) -> None:
+    """Redraw the status table every `interval` s, `iterations` times or forever."""
+    count = 0
+    with Live(console=_plain_console(), auto_refresh=False) as live:
+        while iterations is None or count < iterations:
+            live.update(status_table(fetch()), refresh=True)
+            count += 1
+            if iterations is None or count < iterations:
+                sleep(interval)
+
+
+def print_failures(failures: list[Failure]) -> None:
+    """Print each failed service, its reason and the end of its log on stderr."""
+    for failure in failures:
+        print_error(f"{failure.name}: {failure.reason}")
+        if failure.log_tail:
+            error_console.print(
+                f"last {len(failure.log_tail)} lines of {failure.name}.log:",
+                markup=False,
+                highlight=False,
+            )
+            for line in failure.log_tail:
+                error_console.print(
+                    f"  {line}", markup=False, highlight=False, soft_wrap=True
+                )
+
+
+def service_colour(service: str, names: tuple[str, ...]) -> str:
+    """Return the prefix colour of `service`, stable across runs."""
+    index = names.index(service) if service in names else len(service)
+    return SERVICE_COLOURS[index % len(SERVICE_COLOURS)]
+
+
+def print_log_line(
+    line: LogLine, names: tuple[str, ...], name_width: int, timestamps: bool = True
+) -> None:
+    """Print one log line with its service name as a coloured prefix."""
+    prefix = f"{line.service:<{name_width}} | "
+    body = f"{line.timestamp} {line.text}" if timestamps and line.timestamp else line.text
+    text = Text.assemble((prefix, service_colour(line.service, names)), body)
+    _plain_console().print(text, soft_wrap=True, highlight=False)
+
+
+def print_ports(rows: list[PortRow]) -> None:
+    """Print the ports table: service, port, listener pid and name, owner."""
+    table = Table(box=None if is_plain() else box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("SERVICE", "PORT", "PID", "PROCESS", "OWNER", "COMMAND"):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        listener = row.listener
+        if listener is None:
+            table.add_row(row.service, str(row.port), "-", "-", Text("free", "dim"), "")
+            continue
+        command = " ".join(listener.cmdline)[:60]
+        owner_style = "green" if row.owner == "ours" else "yellow"
+        table.add_row(
+            row.service,
+            str(row.port),
+            str(listener.pid) if listener.pid is not None else "?",
+            listener.name or "?",
+            Text(row.owner or "?", owner_style),
+            command,
+        )
+    _plain_console().print(table)
