@@ -149,3 +149,42 @@ def login(auth_url: str, username: str, password: str) -> str:
     )
     response.raise_for_status()
     return response.json()["access_token"]
+
+
+def agent_token(project: Project, username: str, role: str = "developer") -> str:
+    """Mint a valid JWT for `username` with the project's secret."""
+    from services.common.tokens import issue_token
+
+    return issue_token(project.env["JWT_SECRET_KEY"], username, role, 600)
+
+
+def ask_agent(url: str, text: str, headers: dict[str, str]) -> dict:
+    """Send one A2A 1.0 SendMessage over JSON-RPC and return the response body."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "SendMessage",
+        "params": {
+            "message": {
+                "messageId": secrets.token_hex(8),
+                "role": "ROLE_USER",
+                "parts": [{"text": text}],
+            }
+        },
+    }
+    response = httpx.post(
+        f"{url}/", json=body, headers={"A2A-Version": "1.0", **headers}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def agent_answer(url: str, token: str, text: str) -> tuple[str, dict]:
+    """Return the answer text and the records data of a completed agent task."""
+    reply = ask_agent(url, text, {"Authorization": f"Bearer {token}"})
+    task = reply["result"]["task"]
+    assert task["status"]["state"] == "TASK_STATE_COMPLETED", task["status"]
+    artifacts = {artifact["name"]: artifact for artifact in task["artifacts"]}
+    text_part = artifacts["answer"]["parts"][0]
+    data_part = artifacts["records"]["parts"][0]
+    return text_part["text"], data_part["data"]
