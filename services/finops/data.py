@@ -137,6 +137,7 @@ def load_cost_data(settings: ServiceSettings) -> CostData:
     """
     raw = settings.env.get("FINOPS_DATA", "").strip()
     if not raw:
+        # Imported here because the demo module imports this one.
         from services.finops.demo import demo_cost_data
 
         data = demo_cost_data()
@@ -188,8 +189,8 @@ def build_cost_data(
 ) -> CostData:
     """Convert `(line, record)` pairs with FOCUS column names into cost rows.
 
-    Raises RowError for a cost or date cell that is not NULL and cannot be read;
-    its message names the `position` ("line" for CSV, "row" otherwise).
+    Raises RowError for a cost or date cell that is not NULL and cannot be read.
+    The message names the `position`: "line" for CSV, "row" otherwise.
     """
     data = CostData(rows=[], source=source, columns=frozenset(columns))
     first_malformed = 0
@@ -310,11 +311,11 @@ def parse_tags(value: Any) -> tuple[dict[str, str], bool]:
             value = json.loads(value)
         except ValueError:
             return {}, False
-    if isinstance(value, list):  # pyarrow returns a map column as (key, value) pairs
-        try:
-            value = dict(value)
-        except (TypeError, ValueError):
-            return {}, False
+    elif isinstance(value, list) and all(
+        isinstance(pair, tuple) and len(pair) == 2 for pair in value
+    ):
+        # pyarrow returns a Parquet map column as a list of (key, value) tuples.
+        value = dict(value)
     if not isinstance(value, dict):
         return {}, False
     tags: dict[str, str] = {}

@@ -1,9 +1,9 @@
 """Generate a small deterministic FOCUS 1.0 data set for running without a file.
 
-Three providers, ten services and three months (2024-07 to 2024-09), tagged
-with `environment` and `team`, plus the awkward cases a real export contains:
-credits with negative cost, a tax row, a purchase, an adjustment, a correction,
-one row billed in EUR, untagged rows and NULL cells.
+The data covers three providers, ten services and three months (2024-07 to
+2024-09), tagged with `environment` and `team`. It adds the awkward cases of a
+real export: credits with negative cost, a tax row, a purchase, an adjustment,
+a correction, one row billed in EUR, untagged rows and NULL cells.
 
     python -m services.finops.demo OUT.csv    write the rows as a CSV file
 """

@@ -73,7 +73,7 @@ CATALOG = [
 
 @dataclass(frozen=True)
 class Breakdown:
-    """How one breakdown skill groups rows and names its record fields."""
+    """Grouping key, title and record field names of one breakdown skill."""
 
     title: str
     key: Callable[[CostRow], tuple[str, ...]]
