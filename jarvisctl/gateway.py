@@ -22,6 +22,7 @@ import yaml
 
 from jarvisctl.config import SERVICES, Settings
 from jarvisctl.errors import GatewayConfigError
+from jarvisctl.tokens import current_token
 from services.common.tokens import GATEWAY_TOKEN_HEADER
 
 RUNTIME_FILE_NAME = "litellm.runtime.yaml"
@@ -478,9 +479,21 @@ def placeholder_values(settings: Settings) -> dict[str, str]:
     values = {key: value for key, value in settings.env.items() if value is not None}
     for spec in SERVICES:
         values[spec.port_key] = str(settings.port(spec.name))
+    values["JARVIS_VERSION"] = installed_version()
     host = settings.host
     values["JARVIS_BIND_HOST"] = "127.0.0.1" if host in WILDCARD_HOSTS else host
     return values
+
+
+def installed_version() -> str:
+    """Return the installed jarvisctl version, the one the agent cards report."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("jarvisctl")
+    except importlib.metadata.PackageNotFoundError:
+        # Same fallback as the agents use in a checkout that was never installed.
+        return "0.0.0+unknown"
 
 
 def render_runtime_config(settings: Settings) -> Path:
@@ -488,7 +501,7 @@ def render_runtime_config(settings: Settings) -> Path:
     config = load_gateway_config(settings.gateway_config_file)
     _log_warnings_once(config)
     data = resolve_placeholders(config.data, placeholder_values(settings))
-    token = (settings.env.get("JWT_TOKEN") or "").strip()
+    token = current_token(settings)
     if not token:
         logger.warning(
             "Rendered the gateway config without a gateway token: JWT_TOKEN is "

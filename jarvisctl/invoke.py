@@ -1,0 +1,309 @@
+"""Send one message to an agent with the a2a SDK, through the gateway or direct.
+
+Through the gateway the client presents the master key; a user's JWT travels in
+`x-a2a-<agent>-authorization`, which LiteLLM forwards to the agent as
+`Authorization`. Without a user, the agent sees the gateway's own token.
+Direct calls put the JWT into `Authorization` themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jarvisctl.config import Settings
+from jarvisctl.errors import JarvisError, UsageError
+from jarvisctl.gateway import (
+    GatewayConfig,
+    gateway_master_key,
+    load_gateway_config,
+    placeholder_values,
+    resolve_placeholders,
+)
+from jarvisctl.tokens import current_token, default_password, login, token_info
+
+DEFAULT_TIMEOUT_SECONDS = 60.0
+CARD_PATH = "/.well-known/agent-card.json"
+# Task states after which no further update arrives.
+FINAL_STATES = {"completed", "failed", "canceled", "rejected", "auth-required"}
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentRef:
+    """An agent known to jarvisctl: its gateway name, card name and direct URL."""
+
+    name: str
+    card_name: str
+    url: str
+
+
+@dataclass
+class InvokeResult:
+    """What an agent returned for one message."""
+
+    agent: str
+    via: str
+    state: str | None = None
+    text: str = ""
+    records: list[dict[str, Any]] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def known_agents(settings: Settings, config: GatewayConfig | None = None) -> list[AgentRef]:
+    """List the agents of the gateway config, with URLs resolved from `.env`."""
+    config = config or load_gateway_config(settings.gateway_config_file)
+    values = placeholder_values(settings)
+    refs = []
+    for agent in config.agents:
+        card = agent["agent_card_params"]
+        url = resolve_placeholders(card["url"], values, f"{agent['agent_name']}.url")
+        refs.append(AgentRef(agent["agent_name"], card["name"], url))
+    return refs
+
+
+def resolve_agent(name: str, agents: list[AgentRef]) -> AgentRef:
+    """Match `name` to a short name, card name or unique prefix (any case)."""
+    wanted = name.strip().lower()
+    for agent in agents:
+        if wanted in (agent.name.lower(), agent.card_name.lower()):
+            return agent
+    matches = [
+        agent
+        for agent in agents
+        if agent.name.lower().startswith(wanted)
+        or agent.card_name.lower().startswith(wanted)
+    ]
+    if wanted and len(matches) == 1:
+        return matches[0]
+    listing = ", ".join(f"{agent.name} ({agent.card_name})" for agent in agents)
+    if len(matches) > 1:
+        raise UsageError(f"ambiguous agent {name!r}: matches {listing}")
+    raise UsageError(f"unknown agent {name!r}: choose one of {listing}")
+
+
+def invoke(
+    settings: Settings,
+    agent: AgentRef,
+    text: str,
+    *,
+    direct: bool = False,
+    user: str | None = None,
+    password: str | None = None,
+    stream: bool = False,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    on_update: Callable[[str], None] | None = None,
+) -> InvokeResult:
+    """Send `text` to `agent` and wait for its answer; raise JarvisError."""
+    user_token = login(settings, user, _password(settings, user, password)) if user else None
+    if direct:
+        base_url = agent.url.rstrip("/")
+        token = user_token or _gateway_token(settings)
+        headers = {"Authorization": f"Bearer {token}"}
+        target = f"agent {agent.name}"
+    else:
+        base_url = f"{settings.url('gateway')}/a2a/{agent.name}"
+        headers = {"Authorization": f"Bearer {gateway_master_key(settings)}"}
+        if user_token:
+            headers[f"x-a2a-{agent.name}-authorization"] = f"Bearer {user_token}"
+        target = "gateway"
+    result = InvokeResult(agent=agent.name, via="direct" if direct else "gateway")
+    call = _send(base_url, headers, text, stream, timeout, result, on_update)
+    try:
+        asyncio.run(asyncio.wait_for(call, timeout))
+    except (asyncio.TimeoutError, TimeoutError):
+        raise JarvisError(
+            f"timed out after {timeout:g} s waiting for {agent.name}; retry with "
+            "a larger --timeout or check `jarvisctl logs`"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - mapped to one line below
+        raise _explain(error, agent, target, base_url, user_token, settings) from None
+    return result
+
+
+async def _send(
+    base_url: str,
+    headers: dict[str, str],
+    text: str,
+    stream: bool,
+    timeout: float,
+    result: InvokeResult,
+    on_update: Callable[[str], None] | None,
+) -> None:
+    import httpx
+    from a2a.client import ClientConfig, ClientFactory
+    from a2a.helpers.proto_helpers import new_text_message
+    from a2a.types.a2a_pb2 import Role, SendMessageRequest
+
+    async with httpx.AsyncClient(headers=headers, timeout=timeout) as http:
+        factory = ClientFactory(ClientConfig(streaming=stream, httpx_client=http))
+        client = await factory.create_from_url(base_url)
+        request = SendMessageRequest(message=new_text_message(text, role=Role.ROLE_USER))
+        async for event in client.send_message(request):
+            _absorb(event, result, on_update)
+
+
+def _absorb(
+    event: Any, result: InvokeResult, on_update: Callable[[str], None] | None
+) -> None:
+    """Fold one StreamResponse into `result`; report progress to `on_update`."""
+    from a2a.helpers.proto_helpers import get_data_parts, get_text_parts
+    from google.protobuf.json_format import MessageToDict
+
+    kind = event.WhichOneof("payload")
+    payload = getattr(event, kind)
+    data = MessageToDict(payload)
+    if kind == "task":
+        result.raw = data
+        result.state = _state_name(payload.status.state)
+        for artifact in payload.artifacts:
+            _add_parts(result, get_text_parts(artifact.parts), get_data_parts(artifact.parts))
+        status_text = get_text_parts(payload.status.message.parts)
+        if not payload.artifacts and status_text:
+            result.text = "\n".join(status_text)
+    elif kind == "message":
+        result.raw = data
+        _add_parts(result, get_text_parts(payload.parts), get_data_parts(payload.parts))
+    elif kind == "status_update":
+        result.state = _state_name(payload.status.state)
+        result.raw.setdefault("statusUpdates", []).append(data)
+        status_text = get_text_parts(payload.status.message.parts)
+        if status_text and not result.text:
+            result.text = "\n".join(status_text)
+        if on_update:
+            on_update(f"{result.state}" + (f": {status_text[0]}" if status_text else ""))
+    elif kind == "artifact_update":
+        parts = payload.artifact.parts
+        _add_parts(result, get_text_parts(parts), get_data_parts(parts))
+        result.raw.setdefault("artifacts", []).append(data.get("artifact", {}))
+        if on_update:
+            on_update(f"artifact {payload.artifact.name or payload.artifact.artifact_id}")
+
+
+def _add_parts(result: InvokeResult, texts: list[str], data_parts: list[Any]) -> None:
+    if texts:
+        result.text = "\n".join(filter(None, [result.text, *texts]))
+    for data in data_parts:
+        records = data.get("records") if isinstance(data, dict) else data
+        if isinstance(records, list):
+            result.records.extend(item for item in records if isinstance(item, dict))
+
+
+def _state_name(state: int) -> str:
+    from a2a.types.a2a_pb2 import TaskState
+
+    # TASK_STATE_INPUT_REQUIRED -> input-required
+    return TaskState.Name(state).removeprefix("TASK_STATE_").lower().replace("_", "-")
+
+
+def _password(settings: Settings, user: str, password: str | None) -> str:
+    found = password or default_password(settings, user)
+    if not found:
+        raise UsageError(
+            f"no password for {user}: pass --password-stdin or set it in .env"
+        )
+    return found
+
+
+def _gateway_token(settings: Settings) -> str:
+    token = current_token(settings)
+    if not token:
+        raise JarvisError("JWT_TOKEN is empty in .env; run `jarvisctl token refresh`")
+    return token
+
+
+def _explain(
+    error: BaseException,
+    agent: AgentRef,
+    target: str,
+    base_url: str,
+    user_token: str | None,
+    settings: Settings,
+) -> JarvisError:
+    """Turn an a2a client or HTTP failure into one line with the fix."""
+    if isinstance(error, JarvisError):
+        return error
+    status = _http_status(error)
+    message = _message(error)
+    if status in (401, 403) or "401" in message and "Unauthorized" in message:
+        reason = _token_reason(settings, user_token)
+        fix = "log in again with --user" if user_token else "run `jarvisctl token refresh`"
+        return JarvisError(f"agent {agent.name} rejected the token ({reason}); {fix}")
+    if target == "gateway" and status == 500 and "card" in message.lower():
+        return JarvisError(
+            "gateway rejected the call: check LITELLM_MASTER_KEY in .env"
+        )
+    if target == "gateway" and status == 400 and "db" in message.lower():
+        return JarvisError(
+            "gateway rejected the master key: check LITELLM_MASTER_KEY in .env "
+            "matches the running gateway (`jarvisctl restart gateway`)"
+        )
+    if _is_connect_error(error):
+        where = base_url.split("/a2a/")[0] if target == "gateway" else base_url
+        return JarvisError(f"{target} not reachable at {where}; run `jarvisctl up`")
+    code = _jsonrpc_code(error)
+    if code is not None:
+        return JarvisError(f"agent {agent.name} returned JSON-RPC error {code}: {message}")
+    return JarvisError(f"call to {agent.name} via {target} failed: {message}")
+
+
+def _token_reason(settings: Settings, user_token: str | None) -> str:
+    info = token_info(user_token or current_token(settings))
+    if info is None:
+        return "not a valid JWT"
+    if info.expired():
+        return "expired"
+    return "invalid"
+
+
+def _http_status(error: BaseException) -> int | None:
+    import httpx
+
+    status = getattr(error, "status_code", None)
+    if isinstance(status, int):
+        return status
+    cause = error.__cause__ or error.__context__
+    depth = 0
+    while cause is not None and depth < 5:
+        if isinstance(cause, httpx.HTTPStatusError):
+            return cause.response.status_code
+        cause = cause.__cause__ or cause.__context__
+        depth += 1
+    return None
+
+
+def _is_connect_error(error: BaseException) -> bool:
+    import httpx
+
+    cause: BaseException | None = error
+    depth = 0
+    while cause is not None and depth < 6:
+        if isinstance(cause, (httpx.ConnectError, ConnectionRefusedError)):
+            return True
+        cause = cause.__cause__ or cause.__context__
+        depth += 1
+    return False
+
+
+def _jsonrpc_code(error: BaseException) -> int | None:
+    from a2a.utils.errors import JSON_RPC_ERROR_CODE_MAP
+
+    code = JSON_RPC_ERROR_CODE_MAP.get(type(error))
+    if code is not None:
+        return code
+    text = _message(error)
+    if text.startswith("JSON-RPC Error "):
+        try:
+            return int(text.split()[2].rstrip(":"))
+        except (IndexError, ValueError):
+            return None
+    return None
+
+
+def _message(error: BaseException) -> str:
+    return str(getattr(error, "message", None) or error).splitlines()[0][:300]
+
