@@ -11,7 +11,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from conftest import FOCUS_SAMPLE
 from services.common.settings import ConfigError, ServiceSettings
 from services.common.tokens import Identity
 from services.finops import demo
+from services.finops.cells import RowError, read_money, read_tags, read_timestamp
 from services.finops.costs import round_cents
 from services.finops.data import REQUIRED_COLUMNS, load_cost_data, read_focus_file
 from services.finops.query import parse_query
@@ -664,3 +665,41 @@ def test_round_cents_half_away_from_zero():
     assert str(round_cents(Decimal("2.675"))) == "2.68"
     assert str(round_cents(Decimal("-2.675"))) == "-2.68"
     assert str(round_cents(Decimal("-0.001"))) == "0.00"
+
+
+def test_read_money_accepts_numbers():
+    assert read_money({"BilledCost": 0.1}, "BilledCost") == Decimal("0.1")
+    assert read_money({"BilledCost": 3}, "BilledCost") == Decimal(3)
+    assert read_money({"BilledCost": " NULL "}, "BilledCost") is None
+    assert read_money({}, "BilledCost") is None
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "12,50", True])
+def test_read_money_rejects_non_numbers(value):
+    with pytest.raises(RowError):
+        read_money({"BilledCost": value}, "BilledCost")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2024-09-01T00:00:00Z", "2024-09-01 00:00:00", "2024-09-01T02:00:00+02:00"],
+)
+def test_read_timestamp_formats(value):
+    moment = read_timestamp({"ChargePeriodStart": value}, "ChargePeriodStart")
+    assert moment == datetime(2024, 9, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("cell", "tags", "valid"),
+    [
+        ("NULL", {}, True),
+        ("", {}, True),
+        ('{"env": "prod", " env": "dev"}', {"env": "prod"}, True),
+        ('{"size": 3, "owner": null}', {"size": "3", "owner": ""}, True),
+        ('{"env": "prod"', {}, False),
+        ('["env", "prod"]', {}, False),
+        ("42", {}, False),
+    ],
+)
+def test_read_tags_cases(cell, tags, valid):
+    assert read_tags(cell) == (tags, valid)

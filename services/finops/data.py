@@ -1,25 +1,32 @@
 """Load FOCUS 1.0 billing rows from CSV or Parquet into typed cost rows.
 
 Money stays `decimal.Decimal` from the file to the answer, so sums are exact.
-CSV is read with the standard library; Parquet needs pyarrow, imported only
-when a Parquet file is loaded. `NULL` and empty cells become `None` (costs and
-dates) or `MISSING` (labels).
+CSV is read with the standard library. Parquet needs pyarrow, which is imported
+only when a Parquet file is loaded. `services.finops.cells` reads single cells.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
-import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
 from services.common.settings import ConfigError, ServiceSettings, project_dir
+from services.finops.cells import (
+    MISSING,
+    RowError,
+    read_label,
+    read_money,
+    read_tags,
+    read_text,
+    read_timestamp,
+)
 
 # Columns every answer needs; FOCUS 1.0 makes all of them mandatory.
 REQUIRED_COLUMNS = (
@@ -48,9 +55,6 @@ MEASURES = {
     "EffectiveCost": "effective_cost",
     "ListCost": "list_cost",
 }
-# Label for a missing provider, service, region, account or currency.
-MISSING = "(none)"
-NULL_MARKERS = frozenset({"", "null"})
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".csv.gz")
 
@@ -123,10 +127,6 @@ class CostData:
 
     def has_measure(self, measure: str) -> bool:
         return measure in self.columns
-
-
-class RowError(ValueError):
-    """One cell cannot be read; the loader adds the source and line."""
 
 
 def load_cost_data(settings: ServiceSettings) -> CostData:
@@ -272,121 +272,25 @@ def _read_parquet(path: Path) -> CostData:
 
 
 def _make_row(line: int, record: Mapping[str, Any]) -> tuple[CostRow, bool]:
-    tags, tags_ok = parse_tags(record.get("Tags"))
-    region = _label(record.get("RegionId"))
+    tags, tags_ok = read_tags(record.get("Tags"))
+    region = read_label(record.get("RegionId"))
     if region == MISSING:
-        region = _label(record.get("RegionName"))
+        region = read_label(record.get("RegionName"))
     row = CostRow(
-        billed_cost=_money(record, "BilledCost"),
-        effective_cost=_money(record, "EffectiveCost"),
-        list_cost=_money(record, "ListCost"),
-        currency=_label(record.get("BillingCurrency")).upper(),
-        provider=_label(record.get("ProviderName")),
-        service=_label(record.get("ServiceName")),
-        service_category=_label(record.get("ServiceCategory")),
-        charge_category=_label(record.get("ChargeCategory")),
-        charge_class=_text(record.get("ChargeClass")),
-        period_start=_timestamp(record, "ChargePeriodStart"),
-        period_end=_timestamp(record, "ChargePeriodEnd"),
+        billed_cost=read_money(record, "BilledCost"),
+        effective_cost=read_money(record, "EffectiveCost"),
+        list_cost=read_money(record, "ListCost"),
+        currency=read_label(record.get("BillingCurrency")).upper(),
+        provider=read_label(record.get("ProviderName")),
+        service=read_label(record.get("ServiceName")),
+        service_category=read_label(record.get("ServiceCategory")),
+        charge_category=read_label(record.get("ChargeCategory")),
+        charge_class=read_text(record.get("ChargeClass")),
+        period_start=read_timestamp(record, "ChargePeriodStart"),
+        period_end=read_timestamp(record, "ChargePeriodEnd"),
         region=region,
-        sub_account=_label(record.get("SubAccountName")),
+        sub_account=read_label(record.get("SubAccountName")),
         tags=tags,
         line=line,
     )
     return row, tags_ok
-
-
-def parse_tags(value: Any) -> tuple[dict[str, str], bool]:
-    """Parse a FOCUS Tags cell; return the tags and whether the cell was valid.
-
-    Keys lose surrounding spaces (exports contain both `org` and ` org`) and the
-    first of two keys that then collide wins. Non-string values are kept as JSON.
-    """
-    if value is None:
-        return {}, True
-    if isinstance(value, str):
-        if value.strip().lower() in NULL_MARKERS:
-            return {}, True
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}, False
-    elif isinstance(value, list) and all(
-        isinstance(pair, tuple) and len(pair) == 2 for pair in value
-    ):
-        # pyarrow returns a Parquet map column as a list of (key, value) tuples.
-        value = dict(value)
-    if not isinstance(value, dict):
-        return {}, False
-    tags: dict[str, str] = {}
-    for key, item in value.items():
-        if item is None:
-            text = ""
-        elif isinstance(item, str):
-            text = item
-        else:
-            text = json.dumps(item)
-        tags.setdefault(str(key).strip(), text)
-    return tags, True
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    text = str(value).strip()
-    return "" if text.lower() in NULL_MARKERS else text
-
-
-def _label(value: Any) -> str:
-    return _text(value) or MISSING
-
-
-def _money(record: Mapping[str, Any], column: str) -> Decimal | None:
-    value = record.get(column)
-    if value is None:
-        return None
-    if isinstance(value, Decimal):
-        amount = value
-    elif isinstance(value, bool):
-        raise RowError(f"{column} {value!r} is not a number")
-    elif isinstance(value, int):
-        amount = Decimal(value)
-    elif isinstance(value, float):
-        # repr gives the shortest text that reads back as the same float.
-        amount = Decimal(repr(value))
-    else:
-        text = str(value).strip()
-        if text.lower() in NULL_MARKERS:
-            return None
-        try:
-            amount = Decimal(text)
-        except InvalidOperation:
-            raise RowError(f"{column} {text!r} is not a number") from None
-    if not amount.is_finite():
-        raise RowError(f"{column} {value!r} is not a finite number")
-    return amount
-
-
-def _timestamp(record: Mapping[str, Any], column: str) -> datetime | None:
-    value = record.get(column)
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
-    else:
-        text = str(value).strip()
-        if text.lower() in NULL_MARKERS:
-            return None
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise RowError(
-                f"{column} {text!r} is not an ISO 8601 date and time "
-                "such as 2024-09-01T00:00:00Z"
-            ) from None
-    # FOCUS timestamps are UTC; a value without an offset is taken as UTC.
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from services.common.answers import Answer, SkillInfo
 from services.common.settings import ServiceSettings
 from services.common.tokens import Identity
+from services.finops.cells import MISSING
 from services.finops.costs import CostGroup, group_costs, select_rows
-from services.finops.data import MISSING, CostData, CostRow, load_cost_data
+from services.finops.data import CostData, CostRow, load_cost_data
 from services.finops.query import CostQuery, parse_query
 from services.finops.report import (
     MEASURE_LABELS,
