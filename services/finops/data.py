@@ -198,7 +198,8 @@ def build_cost_data(
         try:
             row, tags_ok = _make_row(line, record)
         except RowError as error:
-            raise RowError(f"{position} {line}: {error}") from None
+            message = f"{position} {line}: {error}; fix or remove that row"
+            raise RowError(message) from None
         data.rows.append(row)
         if not tags_ok:
             data.malformed_tags += 1
