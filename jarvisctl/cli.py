@@ -12,7 +12,7 @@ import time
 
 import typer
 
-from jarvisctl.config import SERVICE_NAMES, Settings, load_settings
+from jarvisctl.config import Settings, load_settings
 from jarvisctl.errors import EXIT_FAILURE, JarvisError
 from jarvisctl.logfiles import LogLine
 
@@ -50,9 +50,10 @@ def root(
 
 def _settings() -> Settings:
     """Load the project's settings and check every port once, up front."""
+    from jarvisctl import stack
+
     settings = load_settings()
-    for name in SERVICE_NAMES:
-        settings.port(name)
+    stack.service_ports(settings)
     return settings
 
 
@@ -123,13 +124,16 @@ def _run_foreground(settings: Settings, names: list[str]) -> None:
     from jarvisctl import stack, supervisor, views
 
     stack.init_project(settings)
-    settings = load_settings(settings.project_dir)
-    width = max(len(name) for name in SERVICE_NAMES)
+    known = stack.service_names()
+    width = max(len(name) for name in known)
 
     def on_line(service: str, line: str) -> None:
-        views.print_log_line(LogLine(service, "", line), SERVICE_NAMES, width)
+        views.print_log_line(LogLine(service, "", line), known, width)
 
-    supervisor.run_foreground(settings, names, on_line)
+    runner = supervisor.Supervisor(
+        settings.project_dir, services=stack.catalog(), on_line=on_line, start=names
+    )
+    runner.run()
 
 
 @app.command()
@@ -237,9 +241,10 @@ def logs(
 
     settings = load_settings()
     names = tuple(stack.validate_services(services or []))
+    known = stack.service_names()
     width = max(len(name) for name in names)
     for line in logfiles.read_merged(settings.log_dir, names, lines):
-        views.print_log_line(line, SERVICE_NAMES, width)
+        views.print_log_line(line, known, width)
     if not follow:
         return
     deadline = None if duration is None else time.monotonic() + duration
@@ -249,7 +254,7 @@ def logs(
 
     try:
         for line in logfiles.follow(settings.log_dir, names, stop=stop):
-            views.print_log_line(line, SERVICE_NAMES, width)
+            views.print_log_line(line, known, width)
     except KeyboardInterrupt:
         return
 

@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jarvisctl.config import SERVICE_NAMES, Settings, load_settings, service_spec
+from jarvisctl.config import SERVICES, ServiceSpec, Settings, load_settings
 from jarvisctl.envfile import ENV_FILE_MODE, read_env, update_env
-from jarvisctl.errors import ControlError, ServiceError
+from jarvisctl.errors import ControlError, ServiceError, UsageError
 from jarvisctl.ports import Listener
 
 # The two secrets `init` generates when `.env` has no value for them.
@@ -32,6 +32,8 @@ SECRET_GENERATORS: dict[str, Callable[[], str]] = {
     "JWT_SECRET_KEY": lambda: secrets.token_hex(32),
     "LITELLM_MASTER_KEY": lambda: "sk-" + secrets.token_urlsafe(32),
 }
+# Names a JSON service catalog that replaces the built-in one (tests).
+SERVICES_FILE_ENV = "JARVIS_SERVICES_FILE"
 # Template shipped with the code, used when the project has no `.env.template`.
 PACKAGED_TEMPLATE = Path(__file__).resolve().parent.parent / ".env.template"
 # Seconds to wait for a freshly spawned supervisor to answer on its socket.
@@ -81,6 +83,45 @@ class DownResult:
     leftovers: list[str] = field(default_factory=list)
 
 
+def catalog() -> tuple[ServiceSpec, ...]:
+    """Return the service catalog: the file named by JARVIS_SERVICES_FILE, if set.
+
+    The supervisor reads the same variable, so tests that run stand-in
+    services through it see the same names, ports and timeouts here.
+    """
+    path = os.environ.get(SERVICES_FILE_ENV)
+    if not path:
+        return SERVICES
+    from jarvisctl.supervisor import load_services_file
+
+    return tuple(load_services_file(Path(path)))
+
+
+def service_names() -> tuple[str, ...]:
+    """Return the names of the catalog's services in start order."""
+    return tuple(spec.name for spec in catalog())
+
+
+def spec_of(name: str) -> ServiceSpec:
+    """Return the catalog entry of `name`; raises UsageError listing the names."""
+    for spec in catalog():
+        if spec.name == name:
+            return spec
+    known = ", ".join(service_names())
+    raise UsageError(f"unknown service {name!r}: choose one of {known}")
+
+
+def service_ports(settings: Settings) -> dict[str, int]:
+    """Return each service's port; raises UsageError for an invalid port in .env."""
+    from jarvisctl.process import service_port
+
+    return {spec.name: service_port(settings, spec) for spec in catalog()}
+
+
+def _service_url(settings: Settings, name: str, port: int) -> str:
+    return f"http://{settings.host}:{port}{spec_of(name).health_path}"
+
+
 def init_project(settings: Settings) -> list[str]:
     """Create `.env` if missing and fill empty secrets; return the generated keys.
 
@@ -120,23 +161,23 @@ def resolve_services(names: list[str] | tuple[str, ...]) -> list[str]:
     No names means the whole stack. Raises UsageError for an unknown name.
     """
     if not names:
-        return list(SERVICE_NAMES)
+        return list(service_names())
     wanted: set[str] = set()
     pending = list(names)
     while pending:
-        spec = service_spec(pending.pop())
+        spec = spec_of(pending.pop())
         if spec.name not in wanted:
             wanted.add(spec.name)
             pending.extend(spec.depends_on)
-    return [name for name in SERVICE_NAMES if name in wanted]
+    return [name for name in service_names() if name in wanted]
 
 
 def validate_services(names: list[str] | tuple[str, ...]) -> list[str]:
     """Return the named services in catalog order, or all of them for no names."""
     if not names:
-        return list(SERVICE_NAMES)
-    chosen = {service_spec(name).name for name in names}
-    return [name for name in SERVICE_NAMES if name in chosen]
+        return list(service_names())
+    chosen = {spec_of(name).name for name in names}
+    return [name for name in service_names() if name in chosen]
 
 
 @contextlib.contextmanager
@@ -357,7 +398,7 @@ def wait_for_healthy(
                 failures[name] = Failure(name, reason, tail_log(settings, name))
             break
         time.sleep(POLL_INTERVAL)
-    ordered = [failures[name] for name in SERVICE_NAMES if name in failures]
+    ordered = [failures[name] for name in service_names() if name in failures]
     return StackResult(statuses, ordered)
 
 
@@ -368,7 +409,7 @@ def _default_wait(names: list[str]) -> float:
 
     def chain(name: str) -> float:
         if name not in memo:
-            spec = service_spec(name)
+            spec = spec_of(name)
             before = max((chain(dep) for dep in spec.depends_on), default=0.0)
             memo[name] = before + spec.start_timeout
         return memo[name]
@@ -400,7 +441,7 @@ def _check_failure(
             return Failure(status.name, reason)
     if status.state in ("starting", "backoff"):
         began.setdefault(status.name, now)
-        limit = service_spec(status.name).start_timeout
+        limit = spec_of(status.name).start_timeout
         if now - began[status.name] > limit:
             return Failure(status.name, f"not healthy within {limit:.0f} s")
     return None
@@ -493,7 +534,7 @@ def _stop_directly(
 ) -> None:
     from jarvisctl.process import stop_process_group
 
-    for name in reversed(SERVICE_NAMES):
+    for name in reversed(service_names()):
         if name not in recorded:
             continue
         pid, create_time = recorded[name]
@@ -514,7 +555,8 @@ def _find_leftovers(
     for name, (pid, create_time) in recorded.items():
         if process_alive(pid, create_time):
             leftovers.append(f"{name} (pid {pid}) is still running")
-    ports = {settings.port(name): name for name in names}
+    all_ports = service_ports(settings)
+    ports = {all_ports[name]: name for name in names}
     for port, listener in find_listeners(ports).items():
         leftovers.append(f"port {port} of {ports[port]} is held by {listener.label}")
     return leftovers
@@ -623,12 +665,12 @@ def build_statuses(
     from jarvisctl.ports import find_listeners
 
     services = (state or {}).get("services") or {}
-    ports = {name: settings.port(name) for name in SERVICE_NAMES}
+    ports = service_ports(settings)
     listeners = find_listeners(ports.values())
     owners = _owned_processes(state)
     now = time.time()
     statuses = []
-    for name in SERVICE_NAMES:
+    for name in ports:
         entry = services.get(name) or {}
         status = _status_from_entry(name, ports[name], entry, now)
         listener = listeners.get(ports[name])
@@ -719,7 +761,7 @@ def _probe_listeners(settings: Settings, statuses: list[ServiceStatus]) -> None:
     from jarvisctl.health import probe_many
 
     urls = {
-        status.name: settings.url(status.name) + service_spec(status.name).health_path
+        status.name: _service_url(settings, status.name, status.port)
         for status in statuses
         if status.listener is not None
     }
@@ -807,10 +849,10 @@ def port_rows(settings: Settings) -> list[PortRow]:
 
     state = supervisor_state(settings) or read_state_file(settings)
     owners = _owned_processes(state)
-    ports = {name: settings.port(name) for name in SERVICE_NAMES}
+    ports = service_ports(settings)
     listeners = find_listeners(ports.values())
     rows = []
-    for name in SERVICE_NAMES:
+    for name in ports:
         listener = listeners.get(ports[name])
         owner = None
         if listener is not None:

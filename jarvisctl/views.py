@@ -37,8 +37,11 @@ STATE_STYLES = {
     "crash-looping": "bold red",
 }
 
-console = Console(no_color=bool(os.environ.get("NO_COLOR")) or None)
-error_console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")) or None)
+# NO_COLOR (https://no-color.org) turns off every style, bold included, so the
+# output is plain text even on a terminal.
+_STYLES = None if os.environ.get("NO_COLOR") else "auto"
+console = Console(color_system=_STYLES)
+error_console = Console(stderr=True, color_system=_STYLES)
 
 
 def print_error(message: str) -> None:
@@ -258,5 +261,142 @@ def print_ports(rows: list[PortRow]) -> None:
             listener.name or "?",
             Text(row.owner or "?", owner_style),
             command,
+        )
+    _plain_console().print(table)
+
+
+# Views of the token, invoke and agents commands.
+
+if TYPE_CHECKING:
+    from jarvisctl.cli_agents import AgentRow
+    from jarvisctl.invoke import InvokeResult
+    from jarvisctl.tokens import TokenCheck, TokenInfo
+
+# Rows of the invoke result table shown before the rest is cut off.
+MAX_RECORD_ROWS = 50
+
+
+def format_time(timestamp: float | None) -> str:
+    """Format a Unix time as local `YYYY-MM-DD HH:MM:SS`, or `unknown`."""
+    import time
+
+    if timestamp is None:
+        return "unknown"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def format_relative(timestamp: float | None) -> str:
+    """Format a Unix time relative to now: `in 23h 59m` or `5m ago`."""
+    import time
+
+    if timestamp is None:
+        return "unknown"
+    delta = timestamp - time.time()
+    text = format_uptime(abs(delta))
+    return f"in {text}" if delta >= 0 else f"{text} ago"
+
+
+def _key_value_table(rows: list[tuple[str, str]]) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, Text(value))
+    return table
+
+
+def print_token_refreshed(info: TokenInfo, gateway_restarted: bool) -> None:
+    """Print who the new JWT_TOKEN is for, its expiry and the masked token."""
+    rows = [
+        ("user", info.username),
+        ("role", info.role),
+        ("expires", f"{format_time(info.expires_at)} ({format_relative(info.expires_at)})"),
+        ("token", info.masked),
+        ("gateway", "restarted" if gateway_restarted else "not running, nothing to restart"),
+    ]
+    _plain_console().print(_key_value_table(rows))
+
+
+def print_token_status(info: TokenInfo, check: TokenCheck, token: str | None) -> None:
+    """Print the JWT_TOKEN details; the whole token only when `token` is given."""
+    if check.accepted is None:
+        accepted = "unknown (auth service not reachable)"
+    elif check.accepted:
+        accepted = "yes"
+    else:
+        accepted = f"no ({check.reason})"
+    rows = [
+        ("user", info.username),
+        ("role", info.role),
+        ("issued", format_time(info.issued_at)),
+        ("expires", format_time(info.expires_at)),
+        ("time left", "expired" if info.expired() else format_relative(info.expires_at)),
+        ("accepted by auth", accepted),
+        ("token", token or info.masked),
+    ]
+    _plain_console().print(_key_value_table(rows))
+
+
+def print_invoke_update(update: str) -> None:
+    """Print one streamed task update."""
+    _plain_console().print(Text(f"… {update}", style="dim"))
+
+
+def print_invoke_result(result: InvokeResult) -> None:
+    """Print the agent's text as Markdown and its records as a table."""
+    from rich.markdown import Markdown
+
+    out = _plain_console()
+    if result.text:
+        if is_plain():
+            out.print(result.text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            out.print(Markdown(result.text))
+    if result.records:
+        out.print(_records_table(result.records))
+    if not result.text and not result.records:
+        out.print(Text(f"{result.agent} returned no text ({result.state})", "dim"))
+
+
+def _records_table(records: list[dict[str, Any]]) -> Table:
+    columns: list[str] = []
+    for record in records:
+        columns.extend(key for key in record if key not in columns)
+    table = Table(box=None if is_plain() else box.SIMPLE_HEAD, pad_edge=False)
+    for column in columns:
+        table.add_column(str(column).upper())
+    for record in records[:MAX_RECORD_ROWS]:
+        table.add_row(*(_cell(record.get(column)) for column in columns))
+    if len(records) > MAX_RECORD_ROWS:
+        table.caption = f"{len(records) - MAX_RECORD_ROWS} more rows; use --json"
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def print_agents(rows: list[AgentRow]) -> None:
+    """Print each agent as the gateway, its card and the registry see it."""
+    table = Table(box=None if is_plain() else box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("AGENT", "CARD", "GATEWAY", "LIVE", "VERSION", "REGISTRY", "URL"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("PROBLEMS")
+    for row in rows:
+        table.add_row(
+            row.name,
+            row.card_name,
+            Text(row.gateway, "green" if row.gateway == "listed" else "yellow"),
+            Text(row.live, "green" if row.live == "up" else "red"),
+            row.live_version or row.registry_version or row.gateway_version or "-",
+            Text(row.registry, "green" if row.registry == "registered" else "yellow"),
+            row.live_url or row.registry_url or row.gateway_url or "-",
+            Text("; ".join(row.problems) or "ok", "red" if row.problems else "green"),
         )
     _plain_console().print(table)
