@@ -111,7 +111,9 @@ def test_users_see_only_own_tickets(tickets: RunningService, project: Project) -
     assert data["records"][0]["status"] == "closed"
 
 
-def test_unknown_id_reads_as_not_found(tickets: RunningService, project: Project) -> None:
+def test_unknown_id_reads_as_not_found(
+    tickets: RunningService, project: Project
+) -> None:
     token = agent_token(project, "vishal")
 
     text, data = agent_answer(tickets.url, token, "show ticket 99999")
