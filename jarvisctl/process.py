@@ -161,7 +161,7 @@ def stop_process_group(pid: int, create_time: float | None, timeout: float) -> b
     _signal_all(group, targets, signal.SIGTERM)
     # A SIGSTOPped process only acts on SIGTERM once it runs again.
     _signal_all(group, targets, signal.SIGCONT)
-    _gone, alive = psutil.wait_procs(targets, timeout=timeout)
+    alive = _wait_gone(targets, timeout)
     if alive:
         logger.warning(
             "Killed process group %d: %d process(es) still running %g s after SIGTERM",
@@ -170,10 +170,31 @@ def stop_process_group(pid: int, create_time: float | None, timeout: float) -> b
             timeout,
         )
         _signal_all(group, alive, signal.SIGKILL)
-        _gone, alive = psutil.wait_procs(alive, timeout=KILL_WAIT)
+        alive = _wait_gone(alive, KILL_WAIT)
     for proc in alive:
         logger.error("Failed to stop pid %d of process group %d", proc.pid, pid)
     return not alive
+
+
+def _wait_gone(targets: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until the targets exit and return those still running.
+
+    Zombies count as gone and are not reaped here: psutil.wait_procs would
+    reap our own children, and subprocess.Popen would then lose their exit code.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [proc for proc in targets if _running(proc)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _signal_all(pgid: int | None, targets: list[psutil.Process], signum: int) -> None:
