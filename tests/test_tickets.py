@@ -5,10 +5,19 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
-from conftest import Project, RunningService, agent_answer, agent_token, ask_agent
+from conftest import (
+    ROOT,
+    Project,
+    RunningService,
+    agent_answer,
+    agent_token,
+    ask_agent,
+)
 
 from services.tickets.store import FIRST_TICKET_ID
 
@@ -166,7 +175,27 @@ def test_store_failure_fails_task(tickets: RunningService, project: Project) -> 
     status = reply["result"]["task"]["status"]
 
     assert status["state"] == "TASK_STATE_FAILED"
-    assert "internal error in TicketsAgent" in status["message"]["parts"][0]["text"]
+    reason = status["message"]["parts"][0]["text"]
+    assert reason == "internal error in TicketsAgent, see the agent log"
     assert "Traceback" not in str(reply)
     assert "Failed to answer tickets request from vishal" in tickets.log()
     shutil.rmtree(database)
+
+
+def test_bad_run_dir_exits_3(project: Project) -> None:
+    blocker = project.directory / "not-a-directory"
+    blocker.write_text("")
+    env = project.process_env(JARVIS_RUN_DIR=str(blocker / "run"))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "services.tickets"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 3
+    assert "failed to open the tickets database" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -25,7 +25,8 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as ASGIMessage
 
 from a2a.helpers.proto_helpers import new_data_part, new_task, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
@@ -39,6 +40,7 @@ from a2a.types.a2a_pb2 import (
     AgentInterface,
     AgentSkill,
     HTTPAuthSecurityScheme,
+    Message,
     SecurityRequirement,
     SecurityScheme,
     StringList,
@@ -60,11 +62,11 @@ HEALTH_PATH = "/health"
 SECURITY_SCHEME = "bearer"
 INPUT_MODES = ["text/plain", "application/json"]
 OUTPUT_MODES = ["text/markdown", "text/plain", "application/json"]
-# A request to these agents is a sentence of text in a few hundred bytes of
-# JSON-RPC; 1 MiB leaves room for long prompts and stops memory exhaustion.
+# A request to these agents is one sentence in a few hundred bytes of JSON-RPC,
+# so 1 MiB leaves room for long prompts while bounding the memory per request.
 MAX_BODY_BYTES = 1024 * 1024
-# Seconds an open SSE stream may finish during shutdown; below the 5 s that
-# `services.common.server.serve` gives uvicorn for a graceful shutdown.
+# Seconds an open SSE stream may take to finish during shutdown. It stays below
+# the 5 s graceful shutdown that `services.common.server.serve` gives uvicorn.
 STREAM_SHUTDOWN_GRACE = 2.0
 
 logger = logging.getLogger(__name__)
@@ -114,10 +116,12 @@ def build_agent_card(
 
 
 class SkillsExecutor(AgentExecutor):
-    """Answers each message with the agent's skills and publishes the result.
+    """Executor that runs each message through the agent's skills.
 
     A task goes working, gets an "answer" artifact (Markdown text) and a
     "records" artifact (`{"skill": ..., "records": [...]}`), then completes.
+    A message without text is rejected, and an exception in the skills fails
+    the task.
     """
 
     def __init__(self, service_name: str, skills: Skills) -> None:
@@ -138,19 +142,24 @@ class SkillsExecutor(AgentExecutor):
 
         identity = call_identity(context.call_context.user)
         if identity is None:
-            # The auth middleware admits no request without a verified token.
-            await self._finish_with_message(
-                updater, "rejected", "request not authenticated: send a bearer JWT"
-            )
+            # Unreachable while the auth middleware guards the endpoint.
+            logger.error("Rejected task %s: no verified identity", context.task_id)
+            reason = "request not authenticated: send a bearer JWT"
+            await updater.reject(agent_text(updater, reason))
             return
         text = context.get_user_input().strip()
         if not text:
-            await self._finish_with_message(
-                updater,
-                "rejected",
-                "invalid request: the message has no text part; send the request "
-                f"as text, for example {self._first_example()!r}",
+            logger.info(
+                "Rejected %s request from %s (task %s): message has no text part",
+                self._service_name,
+                identity.username,
+                context.task_id,
             )
+            reason = (
+                "invalid request: the message has no text part. Send the request "
+                f"as text, for example {self._first_example()!r}."
+            )
+            await updater.reject(agent_text(updater, reason))
             return
 
         started = time.monotonic()
@@ -163,11 +172,8 @@ class SkillsExecutor(AgentExecutor):
                 identity.username,
                 context.task_id,
             )
-            await self._finish_with_message(
-                updater,
-                "failed",
-                f"internal error in {self._skills.name}; the agent log has details",
-            )
+            reason = f"internal error in {self._skills.name}, see the agent log"
+            await updater.failed(agent_text(updater, reason))
             return
 
         await self._publish_answer(updater, answer)
@@ -189,14 +195,6 @@ class SkillsExecutor(AgentExecutor):
         )
         await updater.complete()
 
-    async def _finish_with_message(
-        self, updater: TaskUpdater, state: str, text: str
-    ) -> None:
-        message = updater.new_agent_message([new_text_part(text)])
-        if state == "rejected":
-            await updater.reject(message)
-        else:
-            await updater.failed(message)
 
     def _first_example(self) -> str:
         for info in self._skills.catalog:
@@ -214,6 +212,10 @@ class SkillsExecutor(AgentExecutor):
             answer.skill,
             round(elapsed_ms),
         )
+
+
+def agent_text(updater: TaskUpdater, text: str) -> Message:
+    return updater.new_agent_message([new_text_part(text)])
 
 
 def stack_version() -> str:
@@ -235,11 +237,12 @@ async def health(request: Request) -> JSONResponse:
 
 
 class RequestLimitMiddleware:
-    """Rejects JSON-RPC bodies that are too large, not UTF-8 JSON or too deep.
+    """Middleware that rejects JSON-RPC bodies too large, too deep or not JSON.
 
-    The SDK (a2a-sdk 1.3) reads any body size and reports a body that is not
-    UTF-8 or that nests deeper than Python's recursion limit as -32603
-    internal error; this answers those as -32600 and -32700 instead.
+    The a2a-sdk 1.3 dispatcher reads a body of any size, and it reports a body
+    that is not UTF-8 or that nests deeper than Python's recursion limit as
+    -32603 internal error. This middleware returns 413 with -32600, -32600 and
+    -32700 for those cases instead.
     """
 
     def __init__(
@@ -263,6 +266,11 @@ class RequestLimitMiddleware:
         if declared.isdigit() and int(declared) <= self._max_body_bytes:
             body = await self._read_body(receive)
         if body is None:
+            logger.warning(
+                "Rejected request to %s: body over %d bytes",
+                scope["path"],
+                self._max_body_bytes,
+            )
             message = (
                 f"invalid request: body larger than {self._max_body_bytes} bytes; "
                 "send a shorter request"
@@ -273,12 +281,13 @@ class RequestLimitMiddleware:
         problem = check_json(body)
         if problem is not None:
             code, message = problem
+            logger.warning("Rejected request to %s: %s", scope["path"], message)
             await rpc_error(code, message)(scope, receive, send)
             return
 
         body_sent = False
 
-        async def replay() -> Message:
+        async def replay() -> ASGIMessage:
             nonlocal body_sent
             if body_sent:
                 return await receive()

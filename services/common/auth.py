@@ -2,9 +2,9 @@
 
 A caller's JWT arrives in `Authorization: Bearer`. The gateway sends its own JWT
 in `X-Jarvis-Gateway-Token` and may put its master key (not a JWT) into
-`Authorization`. The caller's token wins; the gateway's token counts only when
-`Authorization` holds no JWT at all, so a forged or expired caller token is
-rejected instead of silently running as the gateway.
+`Authorization`. The caller's token wins, and the gateway's token counts only
+when `Authorization` contains no JWT at all. So a forged or expired caller
+token is rejected instead of silently running as the gateway.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from services.common.tokens import (
     verify_token,
 )
 
-# Three base64url segments; the signature may be empty, as in `alg: none` tokens,
+# Three base64url segments. The signature may be empty, as in `alg: none` tokens,
 # so such tokens count as JWTs and are rejected instead of being skipped.
 JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 
@@ -60,7 +60,7 @@ def resolve_identity(secret: str, headers: Mapping[str, str]) -> Identity:
 
 
 class AgentCaller(BaseUser):
-    """The verified user behind one request, as Starlette sees it."""
+    """The verified user behind one request, as a Starlette user."""
 
     def __init__(self, identity: Identity) -> None:
         self._identity = identity
@@ -79,7 +79,7 @@ class AgentCaller(BaseUser):
 
 
 class IdentityUser(User):
-    """The verified user behind one request, as the A2A request handler sees it.
+    """The verified user behind one request, as an A2A SDK user.
 
     The task store files tasks under `user_name`, so one user cannot read
     another user's task by id.
@@ -98,7 +98,7 @@ class IdentityUser(User):
 
 
 class BearerAuthBackend(AuthenticationBackend):
-    """Authenticates requests to protected paths; other paths pass unauthenticated."""
+    """Backend that checks the token on protected paths and skips other paths."""
 
     def __init__(self, secret: str, protected_paths: Container[str]) -> None:
         self._secret = secret
@@ -128,7 +128,7 @@ def reject_unauthenticated(conn: HTTPConnection, error: Exception) -> Response:
 
 
 class IdentityContextBuilder(DefaultServerCallContextBuilder):
-    """Puts the verified identity into the A2A call context as its user."""
+    """Call-context builder that makes the verified identity the call's user."""
 
     def build_user(self, request: Request) -> User:
         caller = request.scope.get("user")

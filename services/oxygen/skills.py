@@ -64,7 +64,7 @@ NAMED_USER = re.compile(r"\b(?:for|of)\s+(?:user\s+)?(\w+)\b|\b(\w+)'s\b", re.I)
 
 
 def classify(text: str) -> str:
-    """Return the skill id `text` asks for, or "help"."""
+    """Return the id of the skill that `text` requests, or "help"."""
     if HELP.search(text):
         return "help"
     if EXAMS.search(text):

@@ -40,8 +40,8 @@ UPDATE_VERB = re.compile(
 )
 CLOSE_VERB = re.compile(r"\b(close|resolve)\b", re.IGNORECASE)
 
-# Each status with the words that name it; checked in order, so "in progress"
-# wins over a later "open" in the same sentence.
+# Each status with the words that name it. They are checked in order, so
+# "in progress" wins over a later "open" in the same sentence.
 STATUS_WORDS = (
     ("in_progress", r"in[\s_-]*progress|working|started"),
     ("resolved", r"resolved|fixed|done"),
@@ -106,7 +106,7 @@ class TicketRequest:
 
 
 def parse_request(text: str) -> TicketRequest:
-    """Return the skill call `text` asks for; skill "help" when none fits."""
+    """Return the skill call that `text` requests, or skill "help" if none fits."""
     ticket_id = find_ticket_id(text)
     if HELP.search(text):
         return TicketRequest("help", explicit_help=True)
@@ -156,7 +156,7 @@ def create_request(text: str) -> TicketRequest:
 
 
 def list_statuses(text: str) -> tuple[str, ...]:
-    """Return the statuses a listing asks for; "open" means not yet finished."""
+    """Return the statuses a listing requests. "open" means not yet finished."""
     status = find_word(text, STATUS_WORDS)
     if status == "open":
         return ("open", "in_progress")

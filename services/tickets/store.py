@@ -13,7 +13,7 @@ from typing import Any
 STATUSES = ("open", "in_progress", "resolved", "closed")
 PRIORITIES = ("low", "medium", "high", "critical")
 CATEGORIES = ("network", "access", "hardware", "software", "other")
-# Ticket ids continue the numbering of the helpdesk this agent stands in for.
+# First id given out. Five-digit ids are never mistaken for counts ("2 monitors").
 FIRST_TICKET_ID = 12301
 # Seconds a writer waits for another connection's lock before failing.
 BUSY_TIMEOUT_SECONDS = 10.0
@@ -61,10 +61,10 @@ def utc_now() -> str:
 
 
 class TicketStore:
-    """Reads and writes tickets; every call opens its own connection.
+    """Access to the tickets table, with one SQLite connection per call.
 
-    One connection per call keeps the store safe to use from the worker threads
-    the agent answers requests in. `synchronous=FULL` in WAL mode syncs the log
+    A connection per call is safe from the worker threads that run the skills.
+    `synchronous=FULL` in WAL mode syncs the log
     on every commit, so a ticket whose creation was acknowledged survives a
     kill -9 of the process.
     """
