@@ -300,6 +300,9 @@ def test_bad_token_gets_401(stack: dict, case: str) -> None:
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert response.json()["error"]
+    if case == "missing":
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json() == {"error": "missing bearer token"}
 
 
 def gateway_header(token: str) -> dict[str, str]:

@@ -343,6 +343,8 @@ def build_agent_app(
     card = build_agent_card(settings, service_name, skills, version)
     handler = DefaultRequestHandler(
         agent_executor=SkillsExecutor(service_name, skills),
+        # NOTE: finished tasks stay in memory until the process exits, which
+        # suits a demo stack but grows without bound on a long-running one.
         task_store=InMemoryTaskStore(),
         agent_card=card,
     )

@@ -39,6 +39,14 @@ JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 logger = logging.getLogger(__name__)
 
 
+class TokenRejected(AuthenticationError):
+    """A request carried no valid token; `missing` is true when it sent none."""
+
+    def __init__(self, reason: str, missing: bool) -> None:
+        super().__init__(reason)
+        self.missing = missing
+
+
 def is_jwt_shaped(token: str) -> bool:
     return JWT_SHAPE.match(token) is not None
 
@@ -114,16 +122,23 @@ class BearerAuthBackend(AuthenticationBackend):
         except TokenError as error:
             client = conn.client.host if conn.client else "unknown"
             logger.warning("Rejected request from %s: %s", client, error)
-            raise AuthenticationError(str(error)) from None
+            sent = ("authorization", GATEWAY_TOKEN_HEADER)
+            missing = not any(conn.headers.get(name) for name in sent)
+            raise TokenRejected(str(error), missing) from None
         return AuthCredentials(["authenticated"]), AgentCaller(identity)
 
 
 def reject_unauthenticated(conn: HTTPConnection, error: Exception) -> Response:
-    """Build the 401 response for a request without a valid token."""
+    """Build the 401 response for a request without a valid token.
+
+    As RFC 6750 section 3.1 asks, the challenge names the error only when the
+    request sent a token.
+    """
+    challenge = 'Bearer error="invalid_token"'
+    if isinstance(error, TokenRejected) and error.missing:
+        challenge = "Bearer"
     return JSONResponse(
-        {"error": str(error)},
-        status_code=401,
-        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        {"error": str(error)}, status_code=401, headers={"WWW-Authenticate": challenge}
     )
 
 
