@@ -195,7 +195,6 @@ class SkillsExecutor(AgentExecutor):
         )
         await updater.complete()
 
-
     def _first_example(self) -> str:
         for info in self._skills.catalog:
             if info.examples:
