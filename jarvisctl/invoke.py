@@ -227,27 +227,34 @@ def _explain(
     """Turn an a2a client or HTTP failure into one line with the fix."""
     if isinstance(error, JarvisError):
         return error
-    status = _http_status(error)
+    status, rpc_error = _http_failure(error)
+    code = _jsonrpc_code(error)
     message = _message(error)
-    if status in (401, 403) or "401" in message and "Unauthorized" in message:
+    if rpc_error is not None:
+        code, message = rpc_error.get("code"), str(rpc_error.get("message", ""))
+    lowered = message.lower()
+
+    if status in (401, 403) or "401 unauthorized" in lowered or "403 forbidden" in lowered:
         reason = _token_reason(settings, user_token)
         fix = "log in again with --user" if user_token else "run `jarvisctl token refresh`"
         return JarvisError(f"agent {agent.name} rejected the token ({reason}); {fix}")
-    if target == "gateway" and status == 500 and "card" in message.lower():
-        return JarvisError(
-            "gateway rejected the call: check LITELLM_MASTER_KEY in .env"
-        )
-    if target == "gateway" and status == 400 and "db" in message.lower():
+    if target == "gateway" and status == 400 and "db" in lowered:
         return JarvisError(
             "gateway rejected the master key: check LITELLM_MASTER_KEY in .env "
             "matches the running gateway (`jarvisctl restart gateway`)"
         )
+    if target == "gateway" and status == 500 and rpc_error is None:
+        return JarvisError("gateway rejected the call: check LITELLM_MASTER_KEY in .env")
+    if target == "gateway" and "failed to fetch agent card" in lowered:
+        return JarvisError(
+            f"gateway cannot reach agent {agent.name} at {agent.url}; run `jarvisctl up`"
+        )
     if _is_connect_error(error):
         where = base_url.split("/a2a/")[0] if target == "gateway" else base_url
         return JarvisError(f"{target} not reachable at {where}; run `jarvisctl up`")
-    code = _jsonrpc_code(error)
     if code is not None:
-        return JarvisError(f"agent {agent.name} returned JSON-RPC error {code}: {message}")
+        first_line = message.splitlines()[0][:300] if message else "no message"
+        return JarvisError(f"{target} returned JSON-RPC error {code}: {first_line}")
     return JarvisError(f"call to {agent.name} via {target} failed: {message}")
 
 
@@ -260,33 +267,43 @@ def _token_reason(settings: Settings, user_token: str | None) -> str:
     return "invalid"
 
 
-def _http_status(error: BaseException) -> int | None:
+def _causes(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    # Bounded: the SDK never builds a cause chain this long.
+    while current is not None and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _http_failure(error: BaseException) -> tuple[int | None, dict[str, Any] | None]:
+    """Return the HTTP status and JSON-RPC error object behind `error`, if any."""
     import httpx
 
-    status = getattr(error, "status_code", None)
-    if isinstance(status, int):
-        return status
-    cause = error.__cause__ or error.__context__
-    depth = 0
-    while cause is not None and depth < 5:
+    for cause in _causes(error):
         if isinstance(cause, httpx.HTTPStatusError):
-            return cause.response.status_code
-        cause = cause.__cause__ or cause.__context__
-        depth += 1
-    return None
+            try:
+                body = cause.response.json()
+            except (ValueError, httpx.ResponseNotRead):
+                body = None
+            rpc_error = body.get("error") if isinstance(body, dict) else None
+            if not isinstance(rpc_error, dict):
+                rpc_error = None
+            return cause.response.status_code, rpc_error
+        status = getattr(cause, "status_code", None)
+        if isinstance(status, int):
+            return status, None
+    return None, None
 
 
 def _is_connect_error(error: BaseException) -> bool:
     import httpx
 
-    cause: BaseException | None = error
-    depth = 0
-    while cause is not None and depth < 6:
-        if isinstance(cause, (httpx.ConnectError, ConnectionRefusedError)):
-            return True
-        cause = cause.__cause__ or cause.__context__
-        depth += 1
-    return False
+    return any(
+        isinstance(cause, (httpx.ConnectError, ConnectionRefusedError))
+        for cause in _causes(error)
+    )
 
 
 def _jsonrpc_code(error: BaseException) -> int | None:
@@ -305,5 +322,5 @@ def _jsonrpc_code(error: BaseException) -> int | None:
 
 
 def _message(error: BaseException) -> str:
-    return str(getattr(error, "message", None) or error).splitlines()[0][:300]
-
+    text = str(getattr(error, "message", None) or error)
+    return text.splitlines()[0][:300] if text else type(error).__name__

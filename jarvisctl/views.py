@@ -332,9 +332,13 @@ def print_token_status(info: TokenInfo, check: TokenCheck, token: str | None) ->
         ("expires", format_time(info.expires_at)),
         ("time left", "expired" if info.expired() else format_relative(info.expires_at)),
         ("accepted by auth", accepted),
-        ("token", token or info.masked),
     ]
+    if token is None:
+        rows.append(("token", info.masked))
     _plain_console().print(_key_value_table(rows))
+    if token is not None:
+        # On a line of its own so that no table cell truncates or wraps it.
+        print_info(f"token {token}")
 
 
 def print_invoke_update(update: str) -> None:

@@ -276,3 +276,38 @@ def gateway_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayS
     finally:
         for running in reversed(list(started.values())):
             running.stop()
+
+
+@dataclass
+class CliResult:
+    """Exit code and output of one in-process `jarvisctl` run."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(
+    args: list[str],
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stdin: str = "",
+) -> CliResult:
+    """Run `jarvisctl.cli.main()` with `args`, `env` overlaid and `stdin` as input."""
+    import io
+
+    from jarvisctl.cli import main
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(sys, "argv", ["jarvisctl", *args])
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    captured = capsys.readouterr()
+    return CliResult(code, captured.out, captured.err)
