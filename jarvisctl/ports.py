@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from jarvisctl.errors import ServiceError
 DEFAULT_STOP_TIMEOUT = 10.0
 # Seconds to wait for the kernel to reap a process after SIGKILL.
 KILL_WAIT = 5.0
+# Seconds between two checks whether a signalled process has exited.
+WAIT_INTERVAL = 0.05
 
 logger = logging.getLogger(__name__)
 
@@ -132,18 +135,42 @@ def free_port(listener: Listener, timeout: float = DEFAULT_STOP_TIMEOUT) -> None
         return
     targets = [process, *children]
     _signal_all(targets, signal.SIGTERM)
-    _, alive = psutil.wait_procs(targets, timeout=timeout)
+    alive = _wait_gone(targets, timeout)
     if alive:
         logger.warning(
-            "Killing %d process(es) on port %d after %.0f s", len(alive), listener.port,
+            "Killing %d process(es) on port %d after %.0f s",
+            len(alive),
+            listener.port,
             timeout,
         )
         _signal_all(alive, signal.SIGKILL)
-        _, alive = psutil.wait_procs(alive, timeout=KILL_WAIT)
+        alive = _wait_gone(alive, KILL_WAIT)
     if alive:
         pids = ", ".join(str(process.pid) for process in alive)
         raise ServiceError(f"could not stop pid {pids} on port {listener.port}")
     logger.info("Stopped %s on port %d", listener.label, listener.port)
+
+
+def _wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until each process has exited; return those still running.
+
+    A zombie counts as gone: it holds no socket, and only its parent (which
+    may not be us) can reap it.
+    """
+    deadline = time.monotonic() + timeout
+    alive = processes
+    while True:
+        alive = [process for process in alive if _is_running(process)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(WAIT_INTERVAL)
+
+
+def _is_running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _signal_all(processes: list[psutil.Process], signum: signal.Signals) -> None:
