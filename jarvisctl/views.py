@@ -177,12 +177,13 @@ def status_progress() -> Iterator[Callable[[list[ServiceStatus]], None]]:
 
         def update_plain(statuses: list[ServiceStatus]) -> None:
             for status in statuses:
-                line = f"{status.name}: {status.state}"
-                if status.health_ok is not None:
-                    line += f" ({format_health(status)})"
-                if seen.get(status.name) != line:
-                    seen[status.name] = line
-                    print_info(line)
+                previous = seen.get(status.name)
+                seen[status.name] = status.state
+                # A service still waiting for its dependencies is no news.
+                if previous is None and status.state == "stopped":
+                    continue
+                if previous != status.state:
+                    print_info(f"{status.name}: {status.state}")
 
         yield update_plain
         return
