@@ -238,14 +238,15 @@ def _explain(
         reason = _token_reason(settings, user_token)
         fix = "log in again with --user" if user_token else "run `jarvisctl token refresh`"
         return JarvisError(f"agent {agent.name} rejected the token ({reason}); {fix}")
-    if target == "gateway" and status == 400 and "db" in lowered:
+    # litellm 1.108 answers a wrong master key with HTTP 400 "No connected db".
+    if target == "gateway" and status == 400 and rpc_error is None:
         return JarvisError(
             "gateway rejected the master key: check LITELLM_MASTER_KEY in .env "
             "matches the running gateway (`jarvisctl restart gateway`)"
         )
     if target == "gateway" and status == 500 and rpc_error is None:
         return JarvisError("gateway rejected the call: check LITELLM_MASTER_KEY in .env")
-    if target == "gateway" and "failed to fetch agent card" in lowered:
+    if rpc_error is not None and "failed to fetch agent card" in lowered:
         return JarvisError(
             f"gateway cannot reach agent {agent.name} at {agent.url}; run `jarvisctl up`"
         )
