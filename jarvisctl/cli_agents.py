@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from jarvisctl.config import Settings
     from jarvisctl.invoke import AgentRef
 
-# Probes of the agents overview; a local service answers in milliseconds.
+# Timeout of each probe of the agents overview. A local service responds in
+# milliseconds.
 OVERVIEW_TIMEOUT_SECONDS = 2.0
 CARD_PATH = "/.well-known/agent-card.json"
 
@@ -106,7 +107,9 @@ def invoke_command(
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="Read --user's password from stdin."
     ),
-    stream: bool = typer.Option(False, "--stream", help="Print updates as they arrive."),
+    stream: bool = typer.Option(
+        False, "--stream", help="Print updates as they arrive."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     timeout: float = typer.Option(
         60.0, "--timeout", min=0.1, help="Seconds to wait for the answer."

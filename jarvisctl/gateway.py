@@ -26,7 +26,7 @@ from jarvisctl.tokens import current_token
 from services.common.tokens import GATEWAY_TOKEN_HEADER
 
 RUNTIME_FILE_NAME = "litellm.runtime.yaml"
-# The runtime file holds the gateway's JWT.
+# The runtime file contains the gateway's JWT.
 RUNTIME_FILE_MODE = 0o600
 PROXY_MODULE = "litellm.proxy.proxy_cli"
 # More workers would each hold a copy of the agent registry and ~300 MB.
@@ -34,7 +34,6 @@ PROXY_WORKERS = 1
 
 # Master keys published in LiteLLM's documentation; litellm 1.108 refuses them.
 KNOWN_DEFAULT_MASTER_KEYS = frozenset({"sk-1234"})
-ENV_REFERENCE_PREFIX = "os.environ/"
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]"})
 # Each of these makes litellm 1.108 read a bundled copy instead of fetching

@@ -2,7 +2,7 @@
 
 Through the gateway the client presents the master key; a user's JWT travels in
 `x-a2a-<agent>-authorization`, which LiteLLM forwards to the agent as
-`Authorization`. Without a user, the agent sees the gateway's own token.
+`Authorization`. Without a user, the agent gets the gateway's own token.
 Direct calls put the JWT into `Authorization` themselves.
 """
 
@@ -26,9 +26,6 @@ from jarvisctl.gateway import (
 from jarvisctl.tokens import current_token, default_password, login, token_info
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
-CARD_PATH = "/.well-known/agent-card.json"
-# Task states after which no further update arrives.
-FINAL_STATES = {"completed", "failed", "canceled", "rejected", "auth-required"}
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +41,7 @@ class AgentRef:
 
 @dataclass
 class InvokeResult:
-    """What an agent returned for one message."""
+    """The reply of an agent to one message."""
 
     agent: str
     via: str
@@ -54,7 +51,9 @@ class InvokeResult:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-def known_agents(settings: Settings, config: GatewayConfig | None = None) -> list[AgentRef]:
+def known_agents(
+    settings: Settings, config: GatewayConfig | None = None
+) -> list[AgentRef]:
     """List the agents of the gateway config, with URLs resolved from `.env`."""
     config = config or load_gateway_config(settings.gateway_config_file)
     values = placeholder_values(settings)
@@ -98,8 +97,10 @@ def invoke(
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     on_update: Callable[[str], None] | None = None,
 ) -> InvokeResult:
-    """Send `text` to `agent` and wait for its answer; raise JarvisError."""
-    user_token = login(settings, user, _password(settings, user, password)) if user else None
+    """Send `text` to `agent` and wait for the reply; raise JarvisError."""
+    user_token = None
+    if user:
+        user_token = login(settings, user, _password(settings, user, password))
     if direct:
         base_url = agent.url.rstrip("/")
         token = user_token or _gateway_token(settings)
@@ -142,7 +143,8 @@ async def _send(
     async with httpx.AsyncClient(headers=headers, timeout=timeout) as http:
         factory = ClientFactory(ClientConfig(streaming=stream, httpx_client=http))
         client = await factory.create_from_url(base_url)
-        request = SendMessageRequest(message=new_text_message(text, role=Role.ROLE_USER))
+        message = new_text_message(text, role=Role.ROLE_USER)
+        request = SendMessageRequest(message=message)
         async for event in client.send_message(request):
             _absorb(event, result, on_update)
 
@@ -161,7 +163,8 @@ def _absorb(
         result.raw = data
         result.state = _state_name(payload.status.state)
         for artifact in payload.artifacts:
-            _add_parts(result, get_text_parts(artifact.parts), get_data_parts(artifact.parts))
+            parts = artifact.parts
+            _add_parts(result, get_text_parts(parts), get_data_parts(parts))
         status_text = get_text_parts(payload.status.message.parts)
         if not payload.artifacts and status_text:
             result.text = "\n".join(status_text)
@@ -175,13 +178,15 @@ def _absorb(
         if status_text and not result.text:
             result.text = "\n".join(status_text)
         if on_update:
-            on_update(f"{result.state}" + (f": {status_text[0]}" if status_text else ""))
+            detail = f": {status_text[0]}" if status_text else ""
+            on_update(f"{result.state}{detail}")
     elif kind == "artifact_update":
         parts = payload.artifact.parts
         _add_parts(result, get_text_parts(parts), get_data_parts(parts))
         result.raw.setdefault("artifacts", []).append(data.get("artifact", {}))
         if on_update:
-            on_update(f"artifact {payload.artifact.name or payload.artifact.artifact_id}")
+            artifact = payload.artifact
+            on_update(f"artifact {artifact.name or artifact.artifact_id}")
 
 
 def _add_parts(result: InvokeResult, texts: list[str], data_parts: list[Any]) -> None:
@@ -234,9 +239,12 @@ def _explain(
         code, message = rpc_error.get("code"), str(rpc_error.get("message", ""))
     lowered = message.lower()
 
-    if status in (401, 403) or "401 unauthorized" in lowered or "403 forbidden" in lowered:
+    rejected = "401 unauthorized" in lowered or "403 forbidden" in lowered
+    if status in (401, 403) or rejected:
         reason = _token_reason(settings, user_token)
-        fix = "log in again with --user" if user_token else "run `jarvisctl token refresh`"
+        fix = "run `jarvisctl token refresh`"
+        if user_token:
+            fix = "log in again with --user"
         return JarvisError(f"agent {agent.name} rejected the token ({reason}); {fix}")
     # litellm 1.108 answers a wrong master key with HTTP 400 "No connected db".
     if target == "gateway" and status == 400 and rpc_error is None:
@@ -245,10 +253,13 @@ def _explain(
             "matches the running gateway (`jarvisctl restart gateway`)"
         )
     if target == "gateway" and status == 500 and rpc_error is None:
-        return JarvisError("gateway rejected the call: check LITELLM_MASTER_KEY in .env")
+        return JarvisError(
+            "gateway rejected the call: check LITELLM_MASTER_KEY in .env"
+        )
     if rpc_error is not None and "failed to fetch agent card" in lowered:
         return JarvisError(
-            f"gateway cannot reach agent {agent.name} at {agent.url}; run `jarvisctl up`"
+            f"gateway cannot reach agent {agent.name} at {agent.url}; "
+            "run `jarvisctl up`"
         )
     if _is_connect_error(error):
         where = base_url.split("/a2a/")[0] if target == "gateway" else base_url

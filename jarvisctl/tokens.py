@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TokenInfo:
-    """Who a JWT speaks for and when it was issued and expires (Unix seconds)."""
+    """The user and role of a JWT and its issue and expiry times (Unix seconds)."""
 
     username: str
     role: str

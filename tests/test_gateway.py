@@ -130,7 +130,7 @@ def test_config_unknown_key_names_line(tmp_path: Path) -> None:
 
 
 def test_config_wrong_type_names_line(tmp_path: Path) -> None:
-    text = committed_with("      protocolVersion: \"0.3.0\"", "      protocolVersion: 0.3")
+    text = committed_with('protocolVersion: "0.3.0"', "protocolVersion: 0.3")
     path = write_config(tmp_path, text)
     with pytest.raises(GatewayConfigError) as caught:
         load_gateway_config(path)
@@ -192,7 +192,9 @@ def test_legacy_format_translated(tmp_path: Path) -> None:
     assert card["name"] == "TicketsAgent"
     assert card["description"] == "IT tickets"
     assert card["url"] == "http://127.0.0.1:${TICKETS_AGENT_PORT}/"
-    assert tickets["static_headers"] == {"X-Jarvis-Gateway-Token": "Bearer legacy-token"}
+    assert tickets["static_headers"] == {
+        "X-Jarvis-Gateway-Token": "Bearer legacy-token"
+    }
     assert tickets["rpm_limit"] == 60
     assert finops["agent_card_params"]["name"] == "FinOpsAgent"
     assert "static_headers" not in finops
@@ -398,7 +400,8 @@ def test_gateway_expired_user_token_not_downgraded(
 ) -> None:
     from services.common.tokens import issue_token
 
-    expired = issue_token(gateway_stack.project.env["JWT_SECRET_KEY"], "vishal", "developer", -60)
+    secret = gateway_stack.project.env["JWT_SECRET_KEY"]
+    expired = issue_token(secret, "vishal", "developer", -60)
     headers = gateway_headers(
         gateway_stack, **{"x-a2a-tickets-authorization": f"Bearer {expired}"}
     )

@@ -137,7 +137,8 @@ def test_refresh_concurrent_leaves_valid_file(settings: Settings) -> None:
     env = read_env(settings.env_file)
     assert decode_claims(env["JWT_TOKEN"])["sub"] in users
     assert env["AUTH_SERVICE_PORT"] == str(settings.port("auth"))
-    leftovers = [p.name for p in settings.project_dir.glob(".env.*") if p.suffix != ".lock"]
+    temp_files = settings.project_dir.glob(".env.*")
+    leftovers = [path.name for path in temp_files if path.suffix != ".lock"]
     assert leftovers == []
 
 
@@ -157,7 +158,9 @@ def test_needs_refresh_cases(auth_project: Project, settings: Settings) -> None:
     assert token_needs_refresh(settings) is True
 
 
-def test_needs_refresh_reads_file_fresh(auth_project: Project, settings: Settings) -> None:
+def test_needs_refresh_reads_file_fresh(
+    auth_project: Project, settings: Settings
+) -> None:
     write_env_file(auth_project, JWT_TOKEN="")
     assert token_needs_refresh(settings) is True
     refresh_token(settings)
@@ -175,7 +178,8 @@ def test_cli_refresh_prints_masked(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    result = run_cli(["token", "refresh"], project_env(auth_project), monkeypatch, capsys)
+    env = project_env(auth_project)
+    result = run_cli(["token", "refresh"], env, monkeypatch, capsys)
     token = read_env(settings.env_file)["JWT_TOKEN"]
     assert result.exit_code == 0, result.stderr
     assert token[:6] + "…" in result.stdout
