@@ -130,9 +130,14 @@ def _run_foreground(settings: Settings, names: list[str]) -> None:
     def on_line(service: str, line: str) -> None:
         views.print_log_line(LogLine(service, "", line), known, width)
 
+    if not _debug:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+        )
     runner = supervisor.Supervisor(
         settings.project_dir, services=stack.catalog(), on_line=on_line, start=names
     )
+    # The supervisor turns Ctrl-C into a shutdown of every service, then returns.
     runner.run()
 
 

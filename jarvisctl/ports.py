@@ -62,7 +62,8 @@ def find_listeners(ports: Iterable[int]) -> dict[int, Listener]:
     except psutil.AccessDenied:
         # Without the right to read other processes' sockets, a bind test still
         # tells whether the port is taken, but not by whom.
-        return {port: Listener(port, "", None) for port in wanted if is_port_taken(port)}
+        taken = [port for port in wanted if is_port_taken(port)]
+        return {port: Listener(port, "", None) for port in taken}
     for connection in connections:
         if connection.status != psutil.CONN_LISTEN or not connection.laddr:
             continue

@@ -36,7 +36,7 @@ SECRET_GENERATORS: dict[str, Callable[[], str]] = {
 SERVICES_FILE_ENV = "JARVIS_SERVICES_FILE"
 # Template shipped with the code, used when the project has no `.env.template`.
 PACKAGED_TEMPLATE = Path(__file__).resolve().parent.parent / ".env.template"
-# Seconds to wait for a freshly spawned supervisor to answer on its socket.
+# Seconds to wait for a freshly spawned supervisor to respond on its socket.
 SUPERVISOR_START_TIMEOUT = 15.0
 # Seconds to wait for the supervisor to stop every service and exit on `down`.
 SHUTDOWN_GRACE = 15.0
@@ -162,14 +162,14 @@ def resolve_services(names: list[str] | tuple[str, ...]) -> list[str]:
     """
     if not names:
         return list(service_names())
-    wanted: set[str] = set()
+    requested: set[str] = set()
     pending = list(names)
     while pending:
         spec = spec_of(pending.pop())
-        if spec.name not in wanted:
-            wanted.add(spec.name)
+        if spec.name not in requested:
+            requested.add(spec.name)
             pending.extend(spec.depends_on)
-    return [name for name in service_names() if name in wanted]
+    return [name for name in service_names() if name in requested]
 
 
 def validate_services(names: list[str] | tuple[str, ...]) -> list[str]:
@@ -192,7 +192,7 @@ def _run_lock(settings: Settings, name: str) -> Iterator[None]:
 
 
 def ping_supervisor(settings: Settings, timeout: float = 2.0) -> int | None:
-    """Return the pid of the supervisor answering on the socket, or None."""
+    """Return the pid of the supervisor responding on the socket, or None."""
     from jarvisctl import control
 
     try:
@@ -258,7 +258,7 @@ def _spawn_supervisor(settings: Settings) -> subprocess.Popen[bytes]:
 
 
 def supervisor_state(settings: Settings) -> dict[str, Any] | None:
-    """Return the live state from the supervisor, or None when none answers."""
+    """Return the live state from the supervisor, or None when none responds."""
     from jarvisctl import control
 
     try:
@@ -293,7 +293,7 @@ def collect_status(settings: Settings, resources: bool = True) -> list[ServiceSt
 def foreign_conflicts(settings: Settings, names: list[str]) -> list[str]:
     """Return one message per requested port held by a process not of this stack.
 
-    A foreign listener that answers the health check counts as a running
+    A foreign listener that passes the health check counts as a running
     service started by hand, so it is no conflict.
     """
     statuses = build_statuses(settings, read_state_file(settings), live=False)
@@ -321,18 +321,18 @@ def up(
     Waits until each is healthy, fails, or runs past its `start_timeout`
     (or `timeout` seconds for the whole wait, when given).
     """
-    wanted = resolve_services(names)
+    requested = resolve_services(names)
     init_project(settings)
     settings = load_settings(settings.project_dir)
     live = supervisor_state(settings)
     if live is None:
-        conflicts = foreign_conflicts(settings, wanted)
+        conflicts = foreign_conflicts(settings, requested)
         if conflicts:
             raise ServiceError("; ".join(conflicts))
     ensure_supervisor(settings)
     requested_at = time.time()
-    _send(settings, {"cmd": "start", "services": wanted})
-    return wait_for_healthy(settings, wanted, requested_at, timeout, on_update)
+    _send(settings, {"cmd": "start", "services": requested})
+    return wait_for_healthy(settings, requested, requested_at, timeout, on_update)
 
 
 def restart(
@@ -345,13 +345,13 @@ def restart(
 
     Starts the stack first when no supervisor is running.
     """
-    wanted = validate_services(names)
+    requested = validate_services(names)
     if ping_supervisor(settings) is None:
-        return up(settings, wanted, timeout, on_update)
+        return up(settings, requested, timeout, on_update)
     requested_at = time.time()
-    _send(settings, {"cmd": "restart", "services": wanted})
+    _send(settings, {"cmd": "restart", "services": requested})
     return wait_for_healthy(
-        settings, wanted, requested_at, timeout, on_update, restarted=True
+        settings, requested, requested_at, timeout, on_update, restarted=True
     )
 
 
@@ -457,19 +457,19 @@ def down(
     Without a supervisor the processes recorded in `state.json` are stopped
     directly, each only if its pid still has the recorded start time.
     """
-    wanted = validate_services(names)
+    requested = validate_services(names)
     stop_timeout = timeout or settings.float_setting(
         "JARVIS_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT
     )
     live = supervisor_state(settings)
     state = live if live is not None else read_state_file(settings)
-    recorded = _recorded_processes(state, wanted)
+    recorded = _recorded_processes(state, requested)
     if live is not None:
-        _stop_via_supervisor(settings, live, wanted, names, stop_timeout)
+        _stop_via_supervisor(settings, live, requested, names, stop_timeout)
     else:
         _stop_directly(recorded, stop_timeout)
-    leftovers = _find_leftovers(settings, recorded, wanted)
-    stopped = [name for name in wanted if name in recorded]
+    leftovers = _find_leftovers(settings, recorded, requested)
+    stopped = [name for name in requested if name in recorded]
     return DownResult(stopped=stopped, leftovers=leftovers)
 
 
@@ -489,13 +489,13 @@ def _recorded_processes(
 def _stop_via_supervisor(
     settings: Settings,
     live: dict[str, Any],
-    wanted: list[str],
+    requested: list[str],
     names: list[str] | tuple[str, ...],
     stop_timeout: float,
 ) -> None:
     if names:
-        _send(settings, {"cmd": "stop", "services": wanted, "timeout": stop_timeout})
-        _wait_until_stopped(settings, wanted, stop_timeout + SHUTDOWN_GRACE)
+        _send(settings, {"cmd": "stop", "services": requested, "timeout": stop_timeout})
+        _wait_until_stopped(settings, requested, stop_timeout + SHUTDOWN_GRACE)
         return
     supervisor = live.get("supervisor") or {}
     reply_timeout = stop_timeout * 2 + SHUTDOWN_GRACE

@@ -238,7 +238,9 @@ def print_log_line(
 ) -> None:
     """Print one log line with its service name as a coloured prefix."""
     prefix = f"{line.service:<{name_width}} | "
-    body = f"{line.timestamp} {line.text}" if timestamps and line.timestamp else line.text
+    body = line.text
+    if timestamps and line.timestamp:
+        body = f"{line.timestamp} {line.text}"
     text = Text.assemble((prefix, service_colour(line.service, names)), body)
     _plain_console().print(text, soft_wrap=True, highlight=False)
 

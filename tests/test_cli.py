@@ -252,6 +252,27 @@ def test_up_status_down_cycle(stack: Stack) -> None:
     assert stack_processes(stack) == []
 
 
+def test_up_foreground_until_interrupt(stack: Stack) -> None:
+    running = stack.popen("up", "registry", "--foreground")
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline and states.get("registry") != "running":
+        time.sleep(0.2)
+        try:
+            services = stack.state()["services"]
+        except (OSError, ValueError):
+            continue
+        states = {name: entry["state"] for name, entry in services.items()}
+    running.send_signal(signal.SIGINT)
+    output, errors = running.communicate(timeout=COMMAND_TIMEOUT)
+    assert states["registry"] == "running"
+    assert running.returncode == 0, errors
+    assert "registry | " in output
+    assert "auth     | " in output
+    assert "Started registry" in errors
+    assert stack_processes(stack) == []
+
+
 def test_status_exit_1_when_stopped(stack: Stack) -> None:
     result = stack.run("status")
     assert result.returncode == 1
@@ -370,7 +391,8 @@ def test_up_unhealthy_service_fails(project) -> None:
         assert f"not healthy within {UNHEALTHY_TIMEOUT:.0f} s" in result.stderr
         assert "marker: tickets stand-in booting" in result.stderr
         errors = [line for line in result.stderr.splitlines() if "error:" in line]
-        assert errors == [f"error: tickets: not healthy within {UNHEALTHY_TIMEOUT:.0f} s"]
+        expected = f"error: tickets: not healthy within {UNHEALTHY_TIMEOUT:.0f} s"
+        assert errors == [expected]
     finally:
         stop_leftovers(stack)
 
