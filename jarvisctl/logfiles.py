@@ -78,12 +78,14 @@ class RotatingLogWriter:
 
     def write_line(self, text: str, when: float | None = None) -> None:
         line = format_line(text.rstrip("\n"), when) + "\n"
+        size = len(line.encode("utf-8", errors="replace"))
         with self._lock:
             handle = self._current_handle()
+            if handle.tell() > 0 and handle.tell() + size > self.max_bytes:
+                self._rotate()
+                handle = self._current_handle()
             handle.write(line)
             handle.flush()
-            if handle.tell() >= self.max_bytes:
-                self._rotate()
 
     def close(self) -> None:
         with self._lock:
@@ -227,17 +229,21 @@ def follow(
 ) -> Iterator[LogLine]:
     """Yield lines appended to the services' logs until `stop()` returns True.
 
-    Starts at the current end of each file and keeps reading across rotation
-    and across a log file being deleted and recreated.
+    Starts at the end of each file as it is when `follow` is called, and keeps
+    reading across rotation and across a log file being deleted and recreated.
     """
     files = [
         _FollowedFile(name, log_path(log_dir, name), from_end=True) for name in services
     ]
+    return _follow_files(files, stop, interval)
+
+
+def _follow_files(
+    files: list[_FollowedFile], stop: Callable[[], bool], interval: float
+) -> Iterator[LogLine]:
     try:
         while not stop():
-            batch = merge_lines(
-                sorted(f.read_new(), key=lambda line: line.timestamp) for f in files
-            )
+            batch = merge_lines(followed.read_new() for followed in files)
             yield from batch
             if not batch:
                 time.sleep(interval)
