@@ -11,6 +11,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import signal
 import socket
 import stat
@@ -319,6 +320,19 @@ def test_restart_replaces_process(stack: Stack) -> None:
     assert stack.state()["services"]["finops"]["restarts"] == 1
 
 
+def test_down_named_service_only(stack: Stack) -> None:
+    assert stack.run("up", "registry").returncode == 0
+    pids = stack.pids()
+    result = stack.run("down", "registry")
+    states = {name: entry["state"] for name, entry in stack.state()["services"].items()}
+    assert result.returncode == 0, result.stderr
+    assert "Stopped registry" in result.stdout
+    assert states["registry"] == "stopped"
+    assert states["auth"] == "running"
+    assert stack.pids()["auth"] == pids["auth"]
+    assert find_listener(stack.ports["registry"]) is None
+
+
 def test_down_after_supervisor_killed(stack: Stack) -> None:
     assert stack.run("up").returncode == 0
     pids = stack.pids()
@@ -540,3 +554,33 @@ def test_commands_skip_heavy_imports(stack: Stack, args: list[str]) -> None:
         timeout=COMMAND_TIMEOUT,
     )
     assert "HEAVY []" in result.stdout, result.stdout + result.stderr
+
+
+def test_real_stack_up_down(project) -> None:
+    """Bring up the six real services, gateway included, and take them down."""
+    config = "litellm_config.yaml"
+    shutil.copy(ROOT / config, project.directory / config)
+    env = project.process_env(PYTHONPATH=str(ROOT))
+    env.pop("JARVIS_SERVICES_FILE", None)
+    stack = Stack(project.directory, env, {name: project.port(name) for name in NAMES})
+    try:
+        up = stack.run("up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = stack.run("status", "--json")
+        rows = {row["name"]: row for row in json.loads(status.stdout)}
+        assert status.returncode == 0, status.stderr
+        for name in NAMES:
+            assert rows[name]["healthy"] is True, rows[name]
+        assert rows["tickets"]["card_name"] == "TicketsAgent"
+        assert rows["finops"]["card_name"] == "FinOpsAgent"
+        assert rows["oxygen"]["card_name"] == "OxygenAgent"
+        pids = stack.pids()
+
+        down = stack.run("down")
+        assert down.returncode == 0, down.stderr
+        for pid in pids.values():
+            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+        for port in stack.ports.values():
+            assert find_listener(port) is None
+    finally:
+        stop_leftovers(stack)
