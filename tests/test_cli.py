@@ -1,7 +1,7 @@
 """End-to-end tests of the `jarvisctl` commands, run as real subprocesses.
 
 Each test gets a temporary project with free ports. The stack is made of
-stand-ins (`python -m http.server` answering GET /health) named like the real
+stand-ins (`python -m http.server` serving GET /health with 200) named like the real
 services and handed to the supervisor and the CLI through JARVIS_SERVICES_FILE.
 """
 
@@ -207,6 +207,14 @@ def stack_processes(stack: Stack) -> list[psutil.Process]:
     return found
 
 
+def exited(pid: int) -> bool:
+    """Return True when `pid` is gone or a zombie waiting for its parent."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def supervisors(stack: Stack) -> list[psutil.Process]:
     return [
         process
@@ -246,7 +254,7 @@ def test_up_status_down_cycle(stack: Stack) -> None:
     down = stack.run("down")
     assert down.returncode == 0, down.stderr
     for name, pid in pids.items():
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+        assert exited(pid), name
     for name, port in stack.ports.items():
         assert find_listener(port) is None, name
     assert supervisors(stack) == []
@@ -492,6 +500,7 @@ def run_in_pty(stack: Stack, args: list[str], extra_env: dict[str, str]) -> str:
         stderr=subprocess.DEVNULL,
     )
     os.close(follower)
+
     output = b""
     deadline = time.monotonic() + COMMAND_TIMEOUT
     while time.monotonic() < deadline:
@@ -507,6 +516,7 @@ def run_in_pty(stack: Stack, args: list[str], extra_env: dict[str, str]) -> str:
         if not chunk:
             break
         output += chunk
+
     process.wait(timeout=10)
     os.close(leader)
     return output.decode(errors="replace")
@@ -578,8 +588,8 @@ def test_real_stack_up_down(project) -> None:
 
         down = stack.run("down")
         assert down.returncode == 0, down.stderr
-        for pid in pids.values():
-            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+        for name, pid in pids.items():
+            assert exited(pid), name
         for port in stack.ports.values():
             assert find_listener(port) is None
     finally:
