@@ -53,8 +53,8 @@ def print_error(message: str) -> None:
 
 
 def is_plain() -> bool:
-    """Return True when output goes to a pipe or file rather than a terminal."""
-    return not console.is_terminal
+    """Return True when output goes to a pipe or file, or NO_COLOR is set."""
+    return not console.is_terminal or _STYLES is None
 
 
 def _plain_console() -> Console:

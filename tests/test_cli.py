@@ -1,8 +1,9 @@
 """End-to-end tests of the `jarvisctl` commands, run as real subprocesses.
 
 Each test gets a temporary project with free ports. The stack is made of
-stand-ins (`python -m http.server` serving GET /health with 200) named like the real
-services and handed to the supervisor and the CLI through JARVIS_SERVICES_FILE.
+stand-ins (`python -m http.server` serving GET /health with 200) named like
+the real services and handed to the supervisor and the CLI through
+JARVIS_SERVICES_FILE.
 """
 
 from __future__ import annotations
