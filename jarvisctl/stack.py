@@ -373,7 +373,7 @@ def wait_for_healthy(
         state = supervisor_state(settings)
         if state is None:
             tail = tail_file(settings.run_dir / "supervisor.log", LOG_TAIL_LINES)
-            reason = "the supervisor stopped answering; see supervisor.log"
+            reason = "the supervisor stopped responding; see supervisor.log"
             return StackResult(statuses, [Failure("supervisor", reason, tail)])
         statuses = build_statuses(settings, state, live=True)
         if on_update is not None:
@@ -383,6 +383,11 @@ def wait_for_healthy(
             if status.name not in names or status.name in failures:
                 continue
             if _is_ready(status, requested_at, restarted):
+                continue
+            failed = [dep for dep in spec_of(status.name).depends_on if dep in failures]
+            if failed and status.state == "stopped":
+                reason = f"not started because {', '.join(failed)} failed"
+                failures[status.name] = Failure(status.name, reason)
                 continue
             failure = _check_failure(status, requested_at, began)
             if failure is not None:
@@ -394,7 +399,7 @@ def wait_for_healthy(
             break
         if time.monotonic() > deadline:
             for name in pending:
-                reason = f"not healthy after {limit:.0f} s"
+                reason = f"not healthy within {limit:.0f} s"
                 failures[name] = Failure(name, reason, tail_log(settings, name))
             break
         time.sleep(POLL_INTERVAL)

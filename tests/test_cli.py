@@ -44,7 +44,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-print("marker: tickets stand-in booting", flush=True)
+print("marker: stand-in booting", flush=True)
 server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), QuietHandler)
 server.serve_forever()
 """
@@ -412,10 +412,24 @@ def test_up_unhealthy_service_fails(project) -> None:
         assert result.returncode == 1
         assert "tickets" in result.stderr
         assert f"not healthy within {UNHEALTHY_TIMEOUT:.0f} s" in result.stderr
-        assert "marker: tickets stand-in booting" in result.stderr
+        assert "marker: stand-in booting" in result.stderr
         errors = [line for line in result.stderr.splitlines() if "error:" in line]
         expected = f"error: tickets: not healthy within {UNHEALTHY_TIMEOUT:.0f} s"
         assert errors == [expected]
+    finally:
+        stop_leftovers(stack)
+
+
+def test_up_failed_dependency_stops_wait(project) -> None:
+    stack = make_stack(project, unhealthy="auth")
+    try:
+        result = stack.run("up", "registry")
+        errors = [line for line in result.stderr.splitlines() if "error:" in line]
+        assert result.returncode == 1
+        assert errors == [
+            f"error: auth: not healthy within {UNHEALTHY_TIMEOUT:.0f} s",
+            "error: registry: not started because auth failed",
+        ]
     finally:
         stop_leftovers(stack)
 
