@@ -367,18 +367,19 @@ def _read_password(settings: Settings, user: str, from_stdin: bool) -> str | Non
 
 
 def _restart_gateway(settings: Settings) -> bool:
-    """Ask a running supervisor to restart the gateway; False when none runs."""
-    from jarvisctl.errors import ControlError
+    """Restart a running gateway and wait until it is healthy again.
 
-    try:
-        from jarvisctl import control
+    Returns False when no supervisor runs, so there is no gateway to restart.
+    """
+    from jarvisctl import stack
 
-        reply = control.request(settings, {"cmd": "restart", "services": ["gateway"]})
-    except (ControlError, ImportError):
+    if stack.ping_supervisor(settings) is None:
         return False
-    if not reply.get("ok"):
+    result = stack.restart(settings, ["gateway"])
+    if result.failures:
+        failure = result.failures[0]
         raise JarvisError(
-            f"stored the new token, but restarting the gateway failed: "
-            f"{reply.get('error')}; run `jarvisctl restart gateway`"
+            f"stored the new token, but the gateway did not come back: "
+            f"{failure.reason}; run `jarvisctl logs gateway`"
         )
     return True
