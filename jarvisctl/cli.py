@@ -60,11 +60,19 @@ def _settings() -> Settings:
 ServicesArgument = typer.Argument(
     None, help="Services to act on (default: all).", show_default=False
 )
-TimeoutOption = typer.Option(
+StartTimeoutOption = typer.Option(
     None,
     "--timeout",
     min=0.1,
-    help="Maximum seconds to wait (default: each service's own start or stop timeout).",
+    help="Seconds to wait for the services to become healthy "
+    "(default: the sum of their start timeouts along the dependency chain).",
+)
+StopTimeoutOption = typer.Option(
+    None,
+    "--timeout",
+    min=0.1,
+    help="Seconds each service gets between SIGTERM and SIGKILL "
+    "(default: JARVIS_STOP_TIMEOUT, else 10).",
 )
 
 
@@ -96,11 +104,11 @@ def up(
     foreground: bool = typer.Option(
         False, "--foreground", help="Run the supervisor here and print service logs."
     ),
-    timeout: float | None = TimeoutOption,
+    timeout: float | None = StartTimeoutOption,
 ) -> None:
     """Start the stack (or the named services and their dependencies).
 
-    Waits until every service answers its health check; prints the last log
+    Waits until every service passes its health check; prints the last log
     lines of any service that does not and exits 1.
 
     Example: jarvisctl up tickets
@@ -144,7 +152,7 @@ def _run_foreground(settings: Settings, names: list[str]) -> None:
 @app.command()
 def down(
     services: list[str] | None = ServicesArgument,
-    timeout: float | None = TimeoutOption,
+    timeout: float | None = StopTimeoutOption,
 ) -> None:
     """Stop the stack (or the named services) and check that nothing is left.
 
@@ -170,7 +178,7 @@ def down(
 @app.command()
 def restart(
     services: list[str] | None = ServicesArgument,
-    timeout: float | None = TimeoutOption,
+    timeout: float | None = StartTimeoutOption,
 ) -> None:
     """Restart the named services (default: all) and wait until they are healthy.
 
