@@ -23,7 +23,7 @@ from jarvisctl.errors import ControlError
 
 SOCKET_NAME = "supervisor.sock"
 SOCKET_MODE = 0o600
-# sun_path holds 108 bytes including the terminating NUL.
+# sun_path is 108 bytes long, including the terminating NUL.
 MAX_SOCKET_PATH = 107
 # Largest request or reply accepted; a full state object is a few kilobytes.
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -71,10 +71,12 @@ def _send_message(conn: socket.socket, message: dict[str, Any]) -> None:
     conn.sendall(json.dumps(message).encode("utf-8") + b"\n")
 
 
-def request(settings: Settings, payload: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+def request(
+    settings: Settings, payload: dict[str, Any], timeout: float = 5.0
+) -> dict[str, Any]:
     """Send `payload` to the supervisor and return its reply.
 
-    Raises ControlError when no supervisor answers within `timeout` seconds.
+    Raises ControlError when no supervisor responds within `timeout` seconds.
     A reply with `"ok": false` is returned as is, for the caller to report.
     """
     path = socket_path(settings)
@@ -93,14 +95,16 @@ def request(settings: Settings, payload: dict[str, Any], timeout: float = 5.0) -
         ) from None
     except TimeoutError:
         raise ControlError(
-            f"supervisor did not answer {payload.get('cmd')!r} within {timeout:g} s"
+            f"supervisor did not respond to {payload.get('cmd')!r} within {timeout:g} s"
         ) from None
     except (OSError, ValueError) as error:
-        raise ControlError(f"supervisor request {payload.get('cmd')!r} failed: {error}") from None
+        raise ControlError(
+            f"supervisor request {payload.get('cmd')!r} failed: {error}"
+        ) from None
 
 
 def supervisor_alive(settings: Settings) -> bool:
-    """Tell whether a supervisor answers `ping` on the project's socket."""
+    """Tell whether a supervisor responds to `ping` on the project's socket."""
     try:
         reply = request(settings, {"cmd": "ping"}, timeout=2.0)
     except ControlError:
@@ -109,7 +113,7 @@ def supervisor_alive(settings: Settings) -> bool:
 
 
 class ControlServer:
-    """Accept connections on a unix socket and answer each with `handler`.
+    """Accept connections on a unix socket and reply to each through `handler`.
 
     Each connection is served in its own thread, so a slow request such as
     `shutdown` does not block `state` polls made while it runs.
@@ -196,7 +200,9 @@ class ControlServer:
                 try:
                     reply = self.handler(message)
                 except Exception as error:  # noqa: BLE001 - reported to the client
-                    logger.exception("Failed to handle control request %r", message.get("cmd"))
+                    logger.exception(
+                        "Failed to handle control request %r", message.get("cmd")
+                    )
                     reply = {"ok": False, "error": f"{type(error).__name__}: {error}"}
             try:
                 conn.settimeout(None)

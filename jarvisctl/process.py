@@ -24,7 +24,7 @@ from jarvisctl.config import ServiceSpec, Settings
 from jarvisctl.errors import UsageError
 
 # psutil reports create times rounded to the clock tick (10 ms on Linux), and a
-# JSON round trip keeps them exact; this leaves room for both.
+# JSON round trip keeps them exact. The tolerance covers the rounding.
 CREATE_TIME_TOLERANCE = 0.05
 # Grace after SIGKILL for the kernel to reap the group, before we report leftovers.
 KILL_WAIT = 3.0
@@ -76,7 +76,9 @@ def service_port(settings: Settings, spec: ServiceSpec) -> int:
     return port
 
 
-def launch_command(settings: Settings, spec: ServiceSpec) -> tuple[list[str], dict[str, str]]:
+def launch_command(
+    settings: Settings, spec: ServiceSpec
+) -> tuple[list[str], dict[str, str]]:
     """Return the argv and environment that start `spec`."""
     env = dict(os.environ)
     env.update(settings.env)
@@ -93,7 +95,9 @@ def launch_command(settings: Settings, spec: ServiceSpec) -> tuple[list[str], di
     return [sys.executable, "-m", spec.module], env
 
 
-def spawn(argv: list[str], env: dict[str, str], cwd: Path, stdout: int) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: list[str], env: dict[str, str], cwd: Path, stdout: int
+) -> subprocess.Popen[bytes]:
     """Start `argv` as the leader of a new session, output to the `stdout` fd."""
     return subprocess.Popen(
         argv,
@@ -113,7 +117,10 @@ def _group_members(pgid: int, born_after: float | None) -> list[psutil.Process]:
         try:
             if os.getpgid(proc.pid) != pgid:
                 continue
-            if born_after is not None and proc.create_time() < born_after - CREATE_TIME_TOLERANCE:
+            if (
+                born_after is not None
+                and proc.create_time() < born_after - CREATE_TIME_TOLERANCE
+            ):
                 continue
         except (ProcessLookupError, psutil.Error):
             continue

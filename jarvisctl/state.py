@@ -46,7 +46,7 @@ class SupervisorInfo:
 
 @dataclass
 class ServiceState:
-    """What the supervisor knows about one service."""
+    """Record of one service as the supervisor tracks it."""
 
     name: str
     port: int | None

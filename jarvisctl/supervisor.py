@@ -30,7 +30,6 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-import httpx
 import psutil
 
 from jarvisctl import health, process
@@ -56,7 +55,7 @@ LOCK_NAME = "supervisor.lock"
 LOG_NAME = "supervisor.log"
 SERVICES_FILE_ENV = "JARVIS_SERVICES_FILE"
 DEFAULT_STOP_TIMEOUT = 10.0
-# Registration is a local call; a registry slower than this is retried later.
+# Registration is a local call, so a registry slower than this is retried later.
 REGISTER_TIMEOUT = 2.0
 
 LineCallback = Callable[[str, str], None]
@@ -100,7 +99,7 @@ class Timing:
 
 @dataclass
 class _Service:
-    """Runtime bookkeeping of one service; `record` is what state.json shows."""
+    """Runtime bookkeeping of one service. `record` is its entry in state.json."""
 
     spec: ServiceSpec
     record: ServiceState
@@ -148,9 +147,8 @@ class Supervisor:
         known = {spec.name for spec in self.specs}
         for name in self._initial:
             if name not in known:
-                raise UsageError(
-                    f"unknown service {name!r}: choose one of {', '.join(sorted(known))}"
-                )
+                choices = ", ".join(sorted(known))
+                raise UsageError(f"unknown service {name!r}: choose one of {choices}")
         self._services: dict[str, _Service] = {}
         self._commands: queue.Queue[_Command] = queue.Queue()
         self._wakeup = threading.Event()
@@ -171,7 +169,11 @@ class Supervisor:
     # Lifecycle
 
     def run(self) -> int:
-        """Run the loop until shutdown; raises SupervisorRunningError if one runs."""
+        """Run the loop until shutdown.
+
+        Raises SupervisorRunningError when another supervisor holds the lock.
+        Signal handlers are installed only when called from the main thread.
+        """
         run_dir = self.settings.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +191,7 @@ class Supervisor:
         return EXIT_OK
 
     def request_shutdown(self) -> None:
-        """Ask the loop to stop every service and return; safe from any thread."""
+        """Ask the loop to stop every service and return. Safe from any thread."""
         self._commands.put(_Command("shutdown", [], None))
         self._wakeup.set()
 
@@ -201,7 +203,9 @@ class Supervisor:
             handle.seek(0)
             text = handle.read().strip()
             handle.close()
-            raise SupervisorRunningError(int(text) if text.isdigit() else None) from None
+            raise SupervisorRunningError(
+                int(text) if text.isdigit() else None
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
@@ -212,7 +216,10 @@ class Supervisor:
         me = psutil.Process()
         path = socket_path(self.settings)
         self._info = SupervisorInfo(
-            pid=me.pid, create_time=me.create_time(), started_at=time.time(), socket=str(path)
+            pid=me.pid,
+            create_time=me.create_time(),
+            started_at=time.time(),
+            socket=str(path),
         )
         old = read_state(self.settings)
         self._previous = dict(old.services) if old else {}
@@ -283,7 +290,9 @@ class Supervisor:
 
     def _tick(self) -> None:
         if self._signal is not None:
-            logger.info("Received %s; stopping all services", signal.Signals(self._signal).name)
+            logger.info(
+                "Received %s; stopping all services", signal.Signals(self._signal).name
+            )
             self._signal = None
             self._shutdown(None)
             return
@@ -317,7 +326,7 @@ class Supervisor:
         described = "an unknown code" if code is None else f"code {code}"
         logger.warning("Exited %s (pid %s) with %s", svc.spec.name, pid, described)
         svc.writer.write_line(f"[jarvisctl] {svc.spec.name} exited with {described}")
-        # Workers left behind by the leader would keep the port; stop them too.
+        # Workers left behind by the leader would keep the port, so stop them too.
         if pid is not None:
             process.stop_process_group(pid, create_time, timeout=1.0)
         self._mark_stopped(svc, code)
@@ -339,7 +348,9 @@ class Supervisor:
         name = svc.spec.name
         if not svc.became_healthy:
             svc.crash_exits.append(now)
-            while svc.crash_exits and now - svc.crash_exits[0] > self.timing.crash_window:
+            while (
+                svc.crash_exits and now - svc.crash_exits[0] > self.timing.crash_window
+            ):
                 svc.crash_exits.popleft()
             if len(svc.crash_exits) >= self.timing.crash_exits:
                 svc.record.state = CRASH_LOOPING
@@ -348,7 +359,9 @@ class Supervisor:
                     f"{self.timing.crash_window:g} s without becoming healthy"
                 )
                 logger.error("Gave up on %s: %s", name, svc.record.error)
-                svc.writer.write_line(f"[jarvisctl] {name} is crash-looping: left stopped")
+                svc.writer.write_line(
+                    f"[jarvisctl] {name} is crash-looping: left stopped"
+                )
                 return
         delay = svc.backoff
         svc.backoff = min(svc.backoff * 2, self.timing.backoff_max)
@@ -417,7 +430,13 @@ class Supervisor:
             record.restarts += 1
             svc.restarting = False
         self._mark_starting(svc)
-        logger.info("Started %s (pid %d) on %s:%d", spec.name, popen.pid, self.settings.host, port)
+        logger.info(
+            "Started %s (pid %d) on %s:%d",
+            spec.name,
+            popen.pid,
+            self.settings.host,
+            port,
+        )
 
     def _mark_starting(self, svc: _Service) -> None:
         svc.record.state = STARTING
@@ -450,7 +469,9 @@ class Supervisor:
             svc.record.health = result
             svc.record.error = f"port {port} is served by {holder}, outside this stack"
             svc.next_probe = time.monotonic() + self.timing.probe_interval
-            logger.info("Found %s already running on port %d (%s)", spec.name, port, holder)
+            logger.info(
+                "Found %s already running on port %d (%s)", spec.name, port, holder
+            )
             return
         self._block(svc, f"port {port} is held by {holder}")
 
@@ -473,7 +494,11 @@ class Supervisor:
         os.close(write_fd)
         self._start_reader(svc, read_fd)
         self._mark_starting(svc)
-        logger.info("Adopted %s (pid %s) from the previous supervisor", svc.spec.name, record.pid)
+        logger.info(
+            "Adopted %s (pid %s) from the previous supervisor",
+            svc.spec.name,
+            record.pid,
+        )
 
     def _start_reader(self, svc: _Service, read_fd: int) -> None:
         thread = threading.Thread(
@@ -524,7 +549,9 @@ class Supervisor:
         if self.timing.stop_timeout is not None:
             return self.timing.stop_timeout
         try:
-            return self.settings.float_setting("JARVIS_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT)
+            return self.settings.float_setting(
+                "JARVIS_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT
+            )
         except JarvisError:
             return DEFAULT_STOP_TIMEOUT
 
@@ -558,19 +585,26 @@ class Supervisor:
             if result.ok:
                 self._on_healthy(svc)
             svc.next_probe = now + (
-                self.timing.probe_interval if result.ok else self.timing.starting_probe_interval
+                self.timing.probe_interval
+                if result.ok
+                else self.timing.starting_probe_interval
             )
             return
         svc.next_probe = now + self.timing.probe_interval
         if record.state == EXTERNAL:
             if not result.ok:
-                logger.warning("Lost %s outside this stack: %s", svc.spec.name, result.error)
+                logger.warning(
+                    "Lost %s outside this stack: %s", svc.spec.name, result.error
+                )
                 record.state = STOPPED
                 record.error = None
             return
         if result.ok:
             svc.failures = 0
-            if svc.healthy_since and now - svc.healthy_since >= self.timing.stable_after:
+            if (
+                svc.healthy_since
+                and now - svc.healthy_since >= self.timing.stable_after
+            ):
                 svc.backoff = self.timing.backoff_initial
                 svc.crash_exits.clear()
             if svc.spec.is_agent and not svc.registered:
@@ -613,17 +647,23 @@ class Supervisor:
         registry = self._services.get("registry")
         if registry is None or registry.record.state not in (RUNNING, EXTERNAL):
             return
-        card_url = (
-            f"http://{self.settings.host}:{svc.record.port}{health.CARD_PATH}"
-        )
+        card_url = f"http://{self.settings.host}:{svc.record.port}{health.CARD_PATH}"
         url = f"http://{self.settings.host}:{registry.record.port}/agents"
         try:
-            response = health.shared_client().post(
-                url, json={"card_url": card_url}, timeout=REGISTER_TIMEOUT
+            status, _body = health.request(
+                "POST", url, REGISTER_TIMEOUT, body={"card_url": card_url}
             )
-            response.raise_for_status()
-        except httpx.HTTPError as error:
-            logger.warning("Failed to register %s with the registry: %s", svc.spec.name, error)
+        except health.HTTPRequestError as error:
+            logger.warning(
+                "Failed to register %s with the registry: %s", svc.spec.name, error
+            )
+            return
+        if status >= 300:
+            logger.warning(
+                "Failed to register %s with the registry: HTTP %d",
+                svc.spec.name,
+                status,
+            )
             return
         svc.registered = True
         logger.info("Registered %s with the registry", svc.spec.name)
@@ -678,7 +718,10 @@ class Supervisor:
         unknown = [name for name in names if name not in self._services]
         if not isinstance(names, list) or unknown:
             known = ", ".join(self._services)
-            return {"ok": False, "error": f"unknown service {unknown}: choose from {known}"}
+            return {
+                "ok": False,
+                "error": f"unknown service {unknown}: choose from {known}",
+            }
         timeout = message.get("timeout")
         if timeout is not None and not isinstance(timeout, (int, float)):
             return {"ok": False, "error": f"invalid timeout {timeout!r}: give seconds"}
@@ -759,7 +802,9 @@ class Supervisor:
         changed = comparable != self._last_written
         with self._snapshot_lock:
             self._snapshot = data
-        if not (force or changed or now - self._last_write_at >= self.timing.state_interval):
+        if not (
+            force or changed or now - self._last_write_at >= self.timing.state_interval
+        ):
             return
         try:
             write_state(self.settings, state)
@@ -780,7 +825,9 @@ def _dependency_order(specs: Sequence[ServiceSpec]) -> list[ServiceSpec]:
         if spec in ordered:
             return
         if spec.name in visiting:
-            raise JarvisError(f"services depend on each other in a cycle at {spec.name!r}")
+            raise JarvisError(
+                f"services depend on each other in a cycle at {spec.name!r}"
+            )
         visiting.add(spec.name)
         for dependency in spec.depends_on:
             if dependency in by_name:
@@ -828,7 +875,7 @@ def start_detached(settings: Settings, services_file: Path | None = None) -> int
     """Start `python -m jarvisctl.supervisor` in its own session; return its pid.
 
     Its output goes to `<run dir>/supervisor.log`. The caller should then poll
-    `control.supervisor_alive` until it answers.
+    `control.supervisor_alive` until it returns True.
     """
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -855,12 +902,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m jarvisctl.supervisor",
         description="Run the jarvisctl supervisor of one project directory.",
     )
-    parser.add_argument("--project-dir", required=True, type=Path, help="Project directory.")
+    parser.add_argument(
+        "--project-dir", required=True, type=Path, help="Project directory."
+    )
     parser.add_argument(
         "--foreground", action="store_true", help="Print service output to stdout."
     )
     parser.add_argument(
-        "--start", action="append", default=[], metavar="SERVICE",
+        "--start",
+        action="append",
+        default=[],
+        metavar="SERVICE",
         help="Service to start at once; repeat for more.",
     )
     parser.add_argument("--services-file", type=Path, help=argparse.SUPPRESS)
@@ -891,4 +943,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run main() of the importable module, so loggers and classes carry the
+    # name jarvisctl.supervisor rather than __main__.
+    from jarvisctl.supervisor import main as module_main
+
+    sys.exit(module_main())

@@ -31,7 +31,9 @@ def test_format_line_parses_back() -> None:
 
 
 def test_parse_line_without_timestamp_keeps_previous() -> None:
-    line = parse_line("auth", "Traceback (most recent call last):\n", "2026-12-04T15:40:01.123")
+    line = parse_line(
+        "auth", "Traceback (most recent call last):\n", "2026-12-04T15:40:01.123"
+    )
 
     assert line.timestamp == "2026-12-04T15:40:01.123"
     assert line.text == "Traceback (most recent call last):"
@@ -136,7 +138,9 @@ def test_follow_reads_across_rotation(tmp_path: Path) -> None:
     writer = RotatingLogWriter(path, max_bytes=70, backups=3)
     writer.write_line("old line before follow", BASE_TIME)
     deadline = time.monotonic() + FOLLOW_TIMEOUT
-    lines = follow(tmp_path, ["svc"], stop=lambda: time.monotonic() > deadline, interval=0.02)
+    lines = follow(
+        tmp_path, ["svc"], stop=lambda: time.monotonic() > deadline, interval=0.02
+    )
     seen: list[str] = []
 
     for index in range(6):

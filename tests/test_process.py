@@ -48,7 +48,9 @@ def started() -> Iterator[list[subprocess.Popen[bytes]]]:
         popen.wait(timeout=WAIT_TIMEOUT)
 
 
-def start_session(argv: list[str], started: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+def start_session(
+    argv: list[str], started: list[subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes]:
     popen = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -62,7 +64,9 @@ def create_time(pid: int) -> float:
 
 def test_launch_command_uses_explicit_command(tmp_path: Path) -> None:
     settings = Settings(project_dir=tmp_path, env={"EXTRA_KEY": "value"})
-    spec = ServiceSpec("x", "X_PORT", 1, "unused", "/health", command=("prog", "--flag"))
+    spec = ServiceSpec(
+        "x", "X_PORT", 1, "unused", "/health", command=("prog", "--flag")
+    )
 
     argv, env = process.launch_command(settings, spec)
 
@@ -85,7 +89,9 @@ def test_service_port_rejects_invalid_value(tmp_path: Path) -> None:
     spec = ServiceSpec("x", "X_PORT", 1234, "unused", "/health")
 
     with pytest.raises(Exception) as raised:
-        process.service_port(Settings(project_dir=tmp_path, env={"X_PORT": "abc"}), spec)
+        process.service_port(
+            Settings(project_dir=tmp_path, env={"X_PORT": "abc"}), spec
+        )
 
     assert "invalid X_PORT" in str(raised.value)
     assert process.service_port(Settings(project_dir=tmp_path, env={}), spec) == 1234
@@ -110,7 +116,9 @@ def test_stop_skips_own_pid_with_wrong_time() -> None:
     assert stopped is False
 
 
-def test_stop_skips_pid_without_create_time(started: list[subprocess.Popen[bytes]]) -> None:
+def test_stop_skips_pid_without_create_time(
+    started: list[subprocess.Popen[bytes]],
+) -> None:
     sleeper = start_session(["sleep", "300"], started)
 
     stopped = process.stop_process_group(sleeper.pid, None, timeout=1.0)
@@ -120,13 +128,17 @@ def test_stop_skips_pid_without_create_time(started: list[subprocess.Popen[bytes
 
 
 def test_stop_kills_group_with_children(started: list[subprocess.Popen[bytes]]) -> None:
-    leader = start_session(["sh", "-c", "sleep 300 & sleep 300 & echo up; wait"], started)
+    leader = start_session(
+        ["sh", "-c", "sleep 300 & sleep 300 & echo up; wait"], started
+    )
     assert leader.stdout is not None
     assert leader.stdout.readline() == b"up\n"
     children = psutil.Process(leader.pid).children(recursive=True)
     assert len(children) == 2
 
-    stopped = process.stop_process_group(leader.pid, create_time(leader.pid), timeout=5.0)
+    stopped = process.stop_process_group(
+        leader.pid, create_time(leader.pid), timeout=5.0
+    )
 
     assert stopped is True
     assert leader.wait(timeout=WAIT_TIMEOUT) == -signal.SIGTERM
@@ -139,23 +151,31 @@ def test_stop_escalates_to_sigkill(started: list[subprocess.Popen[bytes]]) -> No
     assert stubborn.stdout is not None
     assert stubborn.stdout.readline() == b"ready\n"
 
-    stopped = process.stop_process_group(stubborn.pid, create_time(stubborn.pid), timeout=0.3)
+    stopped = process.stop_process_group(
+        stubborn.pid, create_time(stubborn.pid), timeout=0.3
+    )
 
     assert stopped is True
     assert stubborn.wait(timeout=WAIT_TIMEOUT) == -signal.SIGKILL
 
 
-def test_stop_continues_sigstopped_process(started: list[subprocess.Popen[bytes]]) -> None:
+def test_stop_continues_sigstopped_process(
+    started: list[subprocess.Popen[bytes]],
+) -> None:
     sleeper = start_session(["sleep", "300"], started)
     os.kill(sleeper.pid, signal.SIGSTOP)
 
-    stopped = process.stop_process_group(sleeper.pid, create_time(sleeper.pid), timeout=5.0)
+    stopped = process.stop_process_group(
+        sleeper.pid, create_time(sleeper.pid), timeout=5.0
+    )
 
     assert stopped is True
     assert sleeper.wait(timeout=WAIT_TIMEOUT) == -signal.SIGTERM
 
 
-def test_stop_kills_group_left_by_dead_leader(started: list[subprocess.Popen[bytes]]) -> None:
+def test_stop_kills_group_left_by_dead_leader(
+    started: list[subprocess.Popen[bytes]],
+) -> None:
     leader = start_session(["sh", "-c", "sleep 300 & echo $!"], started)
     assert leader.stdout is not None
     orphan_pid = int(leader.stdout.readline())
@@ -177,10 +197,14 @@ def test_is_same_process_checks_create_time() -> None:
     assert process.is_same_process(None, 1.0) is False
 
 
-def test_spawn_starts_new_session(tmp_path: Path, started: list[subprocess.Popen[bytes]]) -> None:
+def test_spawn_starts_new_session(
+    tmp_path: Path, started: list[subprocess.Popen[bytes]]
+) -> None:
     read_fd, write_fd = process.open_log_pipe(tmp_path / "svc.pipe")
     try:
-        popen = process.spawn(["sh", "-c", "echo hello; sleep 300"], dict(os.environ), tmp_path, write_fd)
+        popen = process.spawn(
+            ["sh", "-c", "echo hello; sleep 300"], dict(os.environ), tmp_path, write_fd
+        )
     finally:
         os.close(write_fd)
     started.append(popen)

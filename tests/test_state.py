@@ -38,10 +38,14 @@ def sample_state() -> StackState:
         health=HealthResult(True, 200, 3.4, 1764860000.0),
         card=CardSummary("TicketsAgent", "1.0.0", 4, "http://127.0.0.1:8080"),
     )
-    auth = ServiceState(name="auth", port=9998, error="port 9998 is held by pid 1 (init)")
+    auth = ServiceState(
+        name="auth", port=9998, error="port 9998 is held by pid 1 (init)"
+    )
     return StackState(
         updated_at=1764860000.5,
-        supervisor=SupervisorInfo(123, 1764859990.1, 1764859990.2, "/run/supervisor.sock"),
+        supervisor=SupervisorInfo(
+            123, 1764859990.1, 1764859990.2, "/run/supervisor.sock"
+        ),
         services={"tickets": tickets, "auth": auth},
     )
 
@@ -74,7 +78,12 @@ def test_read_missing_file_returns_none(settings: Settings) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    ['{"version": 1, "updated_at": 1.0, "serv', "[1, 2]", '{"services": {}}', "\x00\x01"],
+    [
+        '{"version": 1, "updated_at": 1.0, "serv',
+        "[1, 2]",
+        '{"services": {}}',
+        "\x00\x01",
+    ],
 )
 def test_read_corrupted_file_warns(
     settings: Settings, content: str, caplog: pytest.LogCaptureFixture

@@ -44,8 +44,8 @@ FAST = Timing(
     stop_timeout=3.0,
 )
 
-# A stand-in service: `standin.py MODE PORT_KEY [PID_FILE]`. It answers GET
-# /health with 200 on the port named by the PORT_KEY environment variable.
+# A stand-in service: `standin.py MODE PORT_KEY [PID_FILE]`. It responds to
+# GET /health with 200 on the port named by the PORT_KEY environment variable.
 STANDIN = textwrap.dedent(
     """
     import http.server, os, signal, subprocess, sys, time
@@ -96,7 +96,9 @@ def gone(pid: int) -> bool:
         return True
 
 
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = WAIT_TIMEOUT) -> Any:
+def wait_until(
+    condition: Callable[[], Any], what: str, timeout: float = WAIT_TIMEOUT
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -115,7 +117,9 @@ class Stack:
     ports: dict[str, int] = field(default_factory=dict)
     pids: list[int] = field(default_factory=list)
 
-    def spec(self, name: str, mode: str = "serve", depends_on: tuple[str, ...] = ()) -> ServiceSpec:
+    def spec(
+        self, name: str, mode: str = "serve", depends_on: tuple[str, ...] = ()
+    ) -> ServiceSpec:
         key = f"STANDIN_{name.upper()}_PORT"
         self.ports[name] = free_port()
         with open(self.directory / ".env", "a") as env_file:
@@ -212,7 +216,9 @@ def wait_state(stack: Stack, name: str, state: str) -> dict[str, Any]:
     return wait_until(reached, f"{name} to be {state}")
 
 
-def test_supervisor_starts_service_running(stack: Stack, supervise: Callable[..., Supervisor]) -> None:
+def test_supervisor_starts_service_running(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
     spec = stack.spec("alpha")
     supervise([spec], ["alpha"])
 
@@ -231,15 +237,19 @@ def test_supervisor_starts_service_running(stack: Stack, supervise: Callable[...
     assert f"listening on {stack.ports['alpha']}" in log_text
 
 
-def test_supervisor_restarts_killed_service(stack: Stack, supervise: Callable[..., Supervisor]) -> None:
+def test_supervisor_restarts_killed_service(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
     supervise([stack.spec("alpha")], ["alpha"])
     first = wait_state(stack, "alpha", "running")
 
     os.kill(first["pid"], signal.SIGKILL)
     second = wait_until(
-        lambda: (r := stack.service("alpha"))["state"] == "running"
-        and r["pid"] != first["pid"]
-        and r,
+        lambda: (
+            (r := stack.service("alpha"))["state"] == "running"
+            and r["pid"] != first["pid"]
+            and r
+        ),
         "alpha to run again",
     )
 
@@ -248,7 +258,9 @@ def test_supervisor_restarts_killed_service(stack: Stack, supervise: Callable[..
     assert not process.is_same_process(first["pid"], first["create_time"])
 
 
-def test_supervisor_marks_crash_looping(stack: Stack, supervise: Callable[..., Supervisor]) -> None:
+def test_supervisor_marks_crash_looping(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
     supervise([stack.spec("crashy", mode="crash")], ["crashy"])
 
     record = wait_state(stack, "crashy", "crash-looping")
@@ -264,7 +276,9 @@ def test_supervisor_marks_crash_looping(stack: Stack, supervise: Callable[..., S
     assert log_text.count("crashing on purpose") == FAST.crash_exits
 
 
-def test_stop_kills_service_ignoring_sigterm(stack: Stack, supervise: Callable[..., Supervisor]) -> None:
+def test_stop_kills_service_ignoring_sigterm(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
     supervise([stack.spec("stubborn", mode="ignore-term")], ["stubborn"])
     record = wait_state(stack, "stubborn", "running")
 
@@ -280,11 +294,15 @@ def test_stop_kills_service_ignoring_sigterm(stack: Stack, supervise: Callable[.
     assert not process.port_in_use("127.0.0.1", stack.ports["stubborn"])
 
 
-def test_stop_kills_child_processes(stack: Stack, supervise: Callable[..., Supervisor]) -> None:
+def test_stop_kills_child_processes(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
     supervise([stack.spec("parent", mode="spawn-child")], ["parent"])
     record = wait_state(stack, "parent", "running")
     child_file = stack.directory / "parent.child"
-    child_pid = int(wait_until(lambda: child_file.exists() and child_file.read_text(), "child pid"))
+    child_pid = int(
+        wait_until(lambda: child_file.exists() and child_file.read_text(), "child pid")
+    )
     assert psutil.pid_exists(child_pid)
 
     control.request(stack.settings, {"cmd": "stop", "services": ["parent"]})
@@ -294,7 +312,9 @@ def test_stop_kills_child_processes(stack: Stack, supervise: Callable[..., Super
     assert gone(child_pid)
 
 
-def test_supervisor_restarts_sigstopped_service(stack: Stack, supervise: Callable[..., Supervisor]) -> None:
+def test_supervisor_restarts_sigstopped_service(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
     supervise([stack.spec("frozen")], ["frozen"])
     first = wait_state(stack, "frozen", "running")
     stack.pids.append(first["pid"])
@@ -302,9 +322,11 @@ def test_supervisor_restarts_sigstopped_service(stack: Stack, supervise: Callabl
     os.kill(first["pid"], signal.SIGSTOP)
     assert process.port_in_use("127.0.0.1", stack.ports["frozen"])
     second = wait_until(
-        lambda: (r := stack.service("frozen"))["state"] == "running"
-        and r["pid"] != first["pid"]
-        and r,
+        lambda: (
+            (r := stack.service("frozen"))["state"] == "running"
+            and r["pid"] != first["pid"]
+            and r
+        ),
         "frozen to be replaced",
     )
 
@@ -323,12 +345,16 @@ def test_service_starts_after_dependency_healthy(
     wait_state(stack, "top", "running")
 
     messages = [record.getMessage() for record in caplog.records]
-    healthy_base = next(i for i, m in enumerate(messages) if m.startswith("Marked base"))
+    healthy_base = next(
+        i for i, m in enumerate(messages) if m.startswith("Marked base")
+    )
     started_top = next(i for i, m in enumerate(messages) if m.startswith("Started top"))
     assert healthy_base < started_top
 
 
-def test_port_held_by_foreign_listener(stack: Stack, supervise: Callable[..., Supervisor]) -> None:
+def test_port_held_by_foreign_listener(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
     spec = stack.spec("blocked")
     holder = socket.socket()
     holder.bind(("127.0.0.1", stack.ports["blocked"]))
@@ -342,15 +368,22 @@ def test_port_held_by_foreign_listener(stack: Stack, supervise: Callable[..., Su
         holder.close()
 
     assert record["state"] == "stopped"
-    assert f"port {stack.ports['blocked']} is held by pid {os.getpid()}" in record["error"]
+    assert (
+        f"port {stack.ports['blocked']} is held by pid {os.getpid()}" in record["error"]
+    )
 
 
-def test_healthy_foreign_listener_is_external(stack: Stack, supervise: Callable[..., Supervisor]) -> None:
+def test_healthy_foreign_listener_is_external(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
     spec = stack.spec("manual")
     env = dict(os.environ, STANDIN_MANUAL_PORT=str(stack.ports["manual"]))
     by_hand = subprocess.Popen(list(spec.command), env=env, stdout=subprocess.DEVNULL)
     stack.pids.append(by_hand.pid)
-    wait_until(lambda: process.port_in_use("127.0.0.1", stack.ports["manual"]), "by-hand service")
+    wait_until(
+        lambda: process.port_in_use("127.0.0.1", stack.ports["manual"]),
+        "by-hand service",
+    )
 
     supervise([spec], ["manual"])
     record = wait_state(stack, "manual", "external")
@@ -361,7 +394,9 @@ def test_healthy_foreign_listener_is_external(stack: Stack, supervise: Callable[
     by_hand.wait(timeout=5)
 
 
-def test_control_socket_requests(stack: Stack, supervise: Callable[..., Supervisor]) -> None:
+def test_control_socket_requests(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
     supervise([stack.spec("alpha")], [])
     settings = stack.settings
 
@@ -382,14 +417,18 @@ def test_control_socket_requests(stack: Stack, supervise: Callable[..., Supervis
 
 def test_shutdown_stops_services_and_exits(stack: Stack) -> None:
     spec = stack.spec("alpha")
-    supervisor = Supervisor(stack.directory, services=[spec], timing=FAST, start=["alpha"])
+    supervisor = Supervisor(
+        stack.directory, services=[spec], timing=FAST, start=["alpha"]
+    )
     thread = threading.Thread(target=supervisor.run, daemon=True)
     thread.start()
     try:
         wait_until(lambda: control.supervisor_alive(stack.settings), "control socket")
         record = wait_state(stack, "alpha", "running")
 
-        reply = control.request(stack.settings, {"cmd": "shutdown", "timeout": 2}, timeout=20)
+        reply = control.request(
+            stack.settings, {"cmd": "shutdown", "timeout": 2}, timeout=20
+        )
         thread.join(timeout=WAIT_TIMEOUT)
     finally:
         supervisor.request_shutdown()
@@ -407,7 +446,9 @@ def test_shutdown_stops_services_and_exits(stack: Stack) -> None:
         control.request(stack.settings, {"cmd": "ping"})
 
 
-def test_second_supervisor_is_rejected(stack: Stack, supervise: Callable[..., Supervisor]) -> None:
+def test_second_supervisor_is_rejected(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
     spec = stack.spec("alpha")
     supervise([spec], [])
 
@@ -424,7 +465,13 @@ def _start_detached(stack: Stack, services_file: Path) -> subprocess.Popen[bytes
     log = open(stack.settings.run_dir / "supervisor.log", "ab")
     with log:
         return subprocess.Popen(
-            [sys.executable, "-m", "jarvisctl.supervisor", "--project-dir", str(stack.directory)],
+            [
+                sys.executable,
+                "-m",
+                "jarvisctl.supervisor",
+                "--project-dir",
+                str(stack.directory),
+            ],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -452,7 +499,9 @@ def test_new_supervisor_adopts_after_kill(stack: Stack) -> None:
     try:
         wait_until(lambda: control.supervisor_alive(stack.settings), "first supervisor")
         control.request(stack.settings, {"cmd": "start", "services": ["alpha", "beta"]})
-        before = {name: wait_state(stack, name, "running") for name in ("alpha", "beta")}
+        before = {
+            name: wait_state(stack, name, "running") for name in ("alpha", "beta")
+        }
 
         first.kill()
         first.wait(timeout=10)
@@ -464,7 +513,9 @@ def test_new_supervisor_adopts_after_kill(stack: Stack) -> None:
 
         second = _start_detached(stack, services_file)
         stack.pids.append(second.pid)
-        wait_until(lambda: control.supervisor_alive(stack.settings), "second supervisor")
+        wait_until(
+            lambda: control.supervisor_alive(stack.settings), "second supervisor"
+        )
         after = {name: wait_state(stack, name, "running") for name in ("alpha", "beta")}
         processes = _standin_processes(stack)
 
@@ -529,7 +580,9 @@ def test_start_detached_returns_supervisor_pid(stack: Stack) -> None:
 def test_services_file_round_trip(tmp_path: Path) -> None:
     from jarvisctl.supervisor import load_services_file
 
-    spec = ServiceSpec("a", "A_PORT", 1234, "m", "/health", ("b",), None, 5.0, ("x", "y"))
+    spec = ServiceSpec(
+        "a", "A_PORT", 1234, "m", "/health", ("b",), None, 5.0, ("x", "y")
+    )
     path = tmp_path / "services.json"
     write_services_file(path, [spec])
 
