@@ -116,6 +116,7 @@ class _Service:
     # A start that failed for a reason a retry cannot fix waits for a command.
     blocked: bool = False
     registered: bool = False
+    starting_since: float = 0.0
     crash_exits: deque[float] = field(default_factory=deque)
 
 
@@ -447,6 +448,7 @@ class Supervisor:
         svc.registered = False
         svc.failures = 0
         svc.next_probe = time.monotonic()
+        svc.starting_since = svc.next_probe
 
     def _handle_taken_port(self, svc: _Service, port: int) -> None:
         spec = svc.spec
@@ -584,6 +586,9 @@ class Supervisor:
         if record.state == STARTING:
             if result.ok:
                 self._on_healthy(svc)
+            elif now - svc.starting_since > svc.spec.start_timeout:
+                self._give_up_starting(svc)
+                return
             svc.next_probe = now + (
                 self.timing.probe_interval
                 if result.ok
@@ -628,6 +633,20 @@ class Supervisor:
                 f"[jarvisctl] {svc.spec.name} failed {threshold} health checks"
             )
             self._schedule_restart(svc, f"{threshold} failed health checks")
+
+    def _give_up_starting(self, svc: _Service) -> None:
+        timeout = svc.spec.start_timeout
+        logger.error(
+            "Timed out after %g s waiting for %s (pid %s) to become healthy",
+            timeout,
+            svc.spec.name,
+            svc.record.pid,
+        )
+        svc.writer.write_line(
+            f"[jarvisctl] {svc.spec.name} was not healthy within {timeout:g} s"
+        )
+        self._stop(svc, self._stop_timeout(None))
+        self._schedule_restart(svc, f"no healthy probe within {timeout:g} s")
 
     def _on_healthy(self, svc: _Service) -> None:
         record = svc.record
@@ -715,8 +734,10 @@ class Supervisor:
         if command not in ("start", "stop", "restart", "shutdown"):
             return {"ok": False, "error": f"unknown command {command!r}"}
         names = message.get("services") or []
+        if not isinstance(names, list):
+            return {"ok": False, "error": f"invalid services {names!r}: give a list"}
         unknown = [name for name in names if name not in self._services]
-        if not isinstance(names, list) or unknown:
+        if unknown:
             known = ", ".join(self._services)
             return {
                 "ok": False,

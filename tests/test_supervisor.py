@@ -44,11 +44,11 @@ FAST = Timing(
     stop_timeout=3.0,
 )
 
-# A stand-in service: `standin.py MODE PORT_KEY [PID_FILE]`. It responds to
+# A stand-in service: `standin.py MODE PORT_KEY [EXTRA_FILE]`. It responds to
 # GET /health with 200 on the port named by the PORT_KEY environment variable.
 STANDIN = textwrap.dedent(
     """
-    import http.server, os, signal, subprocess, sys, time
+    import http.server, json, os, signal, subprocess, sys, time
 
     mode, port_key = sys.argv[1], sys.argv[2]
     port = int(os.environ[port_key])
@@ -63,13 +63,35 @@ STANDIN = textwrap.dedent(
             handle.write(str(child.pid))
 
 
+    CARD = {"name": "StandInAgent", "version": "2.1.0", "skills": [{"id": "a"}]}
+
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            status = 200 if self.path == "/health" else 404
+            body = b"ok"
+            if self.path == "/health":
+                status = 503 if mode == "unhealthy" else 200
+            elif self.path == "/.well-known/agent-card.json" and mode == "agent":
+                status, body = 200, json.dumps(CARD).encode()
+            else:
+                status = 404
             self.send_response(status)
-            self.send_header("Content-Length", "2")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(body)
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length)
+            if mode == "registry" and self.path == "/agents":
+                with open(sys.argv[3], "ab") as handle:
+                    handle.write(body + b"\\n")
+                status = 201
+            else:
+                status = 404
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def log_message(self, *args):
             pass
@@ -118,7 +140,12 @@ class Stack:
     pids: list[int] = field(default_factory=list)
 
     def spec(
-        self, name: str, mode: str = "serve", depends_on: tuple[str, ...] = ()
+        self,
+        name: str,
+        mode: str = "serve",
+        depends_on: tuple[str, ...] = (),
+        card_name: str | None = None,
+        start_timeout: float = 30.0,
     ) -> ServiceSpec:
         key = f"STANDIN_{name.upper()}_PORT"
         self.ports[name] = free_port()
@@ -127,6 +154,8 @@ class Stack:
         argv = [sys.executable, str(self.script), mode, key]
         if mode == "spawn-child":
             argv.append(str(self.directory / f"{name}.child"))
+        if mode == "registry":
+            argv.append(str(self.directory / "registered.jsonl"))
         return ServiceSpec(
             name,
             key,
@@ -134,6 +163,8 @@ class Stack:
             "unused",
             "/health",
             depends_on=depends_on,
+            card_name=card_name,
+            start_timeout=start_timeout,
             command=tuple(argv),
         )
 
@@ -350,6 +381,53 @@ def test_service_starts_after_dependency_healthy(
     )
     started_top = next(i for i, m in enumerate(messages) if m.startswith("Started top"))
     assert healthy_base < started_top
+
+
+def test_unhealthy_start_is_restarted(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
+    supervise([stack.spec("sick", mode="unhealthy", start_timeout=0.5)], ["sick"])
+
+    record = wait_until(
+        lambda: (r := stack.service("sick"))["restarts"] >= 1 and r, "a restart"
+    )
+
+    assert record["state"] in ("starting", "backoff", "crash-looping")
+    log_text = log_path(stack.settings.log_dir, "sick").read_text()
+    assert "sick was not healthy within 0.5 s" in log_text
+
+
+def test_agent_registered_with_registry(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
+    registry = stack.spec("registry", mode="registry")
+    agent = stack.spec(
+        "tickets", mode="agent", depends_on=("registry",), card_name="StandInAgent"
+    )
+    supervise([registry, agent], ["registry", "tickets"])
+    registered = stack.directory / "registered.jsonl"
+
+    record = wait_state(stack, "tickets", "running")
+    text = wait_until(lambda: registered.exists() and registered.read_text(), "POST")
+
+    card_url = f"http://127.0.0.1:{stack.ports['tickets']}/.well-known/agent-card.json"
+    assert json.loads(text.splitlines()[0]) == {"card_url": card_url}
+    assert record["card"]["name"] == "StandInAgent"
+    assert record["card"]["version"] == "2.1.0"
+    assert record["card"]["skills"] == 1
+
+
+def test_output_lines_reach_callback(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
+    lines: list[tuple[str, str]] = []
+    supervise(
+        [stack.spec("alpha")], ["alpha"], on_line=lambda s, t: lines.append((s, t))
+    )
+
+    wait_until(lambda: lines, "an output line")
+
+    assert lines[0] == ("alpha", f"listening on {stack.ports['alpha']} in mode serve")
 
 
 def test_port_held_by_foreign_listener(
