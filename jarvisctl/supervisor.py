@@ -234,6 +234,7 @@ class Supervisor:
                 svc.record.desired = RUNNING
         for name in self._initial:
             self._apply_start(self._services[name])
+        self._publish_state(force=True)
         self._server = ControlServer(path, self._handle_request)
         self._server.start()
         logger.info(
@@ -242,7 +243,6 @@ class Supervisor:
             self.project_dir,
             len(self.specs),
         )
-        self._publish_state(force=True)
 
     def _new_service(self, spec: ServiceSpec) -> _Service:
         try:
@@ -265,6 +265,11 @@ class Supervisor:
         if self._info is not None:
             self._publish_state(force=True)
         if self._server is not None:
+            # Release every `shutdown` request, including ones still queued.
+            while not self._commands.empty():
+                command = self._commands.get_nowait()
+                if command.done is not None:
+                    self._shutdown_done.append(command.done)
             for done in self._shutdown_done:
                 done.set()
             self._server.close()
@@ -403,25 +408,29 @@ class Supervisor:
         except JarvisError as error:
             self._block(svc, str(error))
             return
+
         record.port = port
         if process.port_in_use(self.settings.host, port):
             self._handle_taken_port(svc, port)
             return
+
         try:
             argv, env = process.launch_command(self.settings, spec)
         except (JarvisError, ImportError, OSError) as error:
-            self._block(svc, f"cannot build the command of {spec.name}: {error}")
+            self._block(svc, f"failed to build the command of {spec.name}: {error}")
             return
+
         pipe_path = self.settings.log_dir / f"{spec.name}.pipe"
         read_fd, write_fd = process.open_log_pipe(pipe_path)
         try:
             popen = process.spawn(argv, env, self.project_dir, write_fd)
         except OSError as error:
             os.close(read_fd)
-            self._block(svc, f"cannot start {spec.name}: {error}")
+            self._block(svc, f"failed to run {argv[0]}: {error}")
             return
         finally:
             os.close(write_fd)
+
         self._start_reader(svc, read_fd)
         svc.popen = popen
         record.pid = popen.pid
