@@ -160,7 +160,7 @@ class Supervisor:
         self._last_written: dict[str, Any] | None = None
         self._last_write_at = 0.0
         self._next_token_check = 0.0
-        self._tokens_missing_logged = False
+        self._password_missing_logged = False
         self._lock_handle: IO[str] | None = None
         self._server: ControlServer | None = None
         self._info: SupervisorInfo | None = None
@@ -708,14 +708,15 @@ class Supervisor:
             return
         settings = load_settings(self.project_dir)
         if not settings.env.get("JARVIS_ADMIN_PASSWORD"):
+            if not self._password_missing_logged:
+                logger.warning(
+                    "Skipped the gateway token refresh: JARVIS_ADMIN_PASSWORD is "
+                    "not set; run `jarvisctl token refresh` yourself"
+                )
+                self._password_missing_logged = True
             return
-        try:
-            from jarvisctl import tokens
-        except ImportError as error:
-            if not self._tokens_missing_logged:
-                logger.warning("Skipped the gateway token refresh: %s", error)
-                self._tokens_missing_logged = True
-            return
+        from jarvisctl import tokens
+
         try:
             if not tokens.token_needs_refresh(settings):
                 return
