@@ -126,6 +126,19 @@ def up(
     if not result.ok:
         views.print_failures(result.failures)
         raise typer.Exit(EXIT_FAILURE)
+    if "gateway" in names:
+        _warn_without_gateway_token(settings)
+
+
+def _warn_without_gateway_token(settings: Settings) -> None:
+    from jarvisctl import views
+    from jarvisctl.tokens import current_token
+
+    if not current_token(settings):
+        views.print_warning(
+            "the gateway has no JWT_TOKEN, so the agents reject calls it relays; "
+            "run `jarvisctl token refresh`"
+        )
 
 
 def _run_foreground(settings: Settings, names: list[str]) -> None:
