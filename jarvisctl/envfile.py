@@ -12,12 +12,12 @@ import contextlib
 import fcntl
 import logging
 import os
-import shutil
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from dotenv import dotenv_values, set_key
+from dotenv import dotenv_values
 
 from jarvisctl.errors import EnvFileError
 
@@ -66,12 +66,8 @@ def _rewrite(path: Path, values: dict[str, str]) -> None:
     temp = Path(temp_name)
     try:
         os.close(fd)
-        if path.exists():
-            shutil.copyfile(path, temp)
-        for key, value in values.items():
-            # quote_mode "never" keeps tokens and hex keys as the user would type
-            # them; none of our generated values contains spaces or quotes.
-            set_key(temp, key, value, quote_mode="never")
+        original = path.read_bytes() if path.exists() else b""
+        temp.write_bytes(_with_values(original, values))
         os.chmod(temp, ENV_FILE_MODE)
         with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -81,3 +77,32 @@ def _rewrite(path: Path, values: dict[str, str]) -> None:
         raise EnvFileError(
             f"cannot write {path}: {error.strerror}; check free space and permissions"
         ) from None
+
+
+def _with_values(original: bytes, values: dict[str, str]) -> bytes:
+    """Return `original` with each key's last assignment replaced or appended.
+
+    Other lines keep their bytes, CRLF endings included. Values are written
+    unquoted, as a user would type tokens and hex keys; none of the values
+    jarvisctl generates contains spaces or quotes.
+    """
+    lines = original.splitlines(keepends=True)
+    newline = b"\r\n" if lines and lines[0].endswith(b"\r\n") else b"\n"
+    for key, value in values.items():
+        name = re.escape(key.encode())
+        pattern = re.compile(rb"^\s*(export\s+)?" + name + rb"\s*=")
+        assignment = f"{key}={value}".encode()
+        matches = [
+            (index, found)
+            for index, line in enumerate(lines)
+            if (found := pattern.match(line))
+        ]
+        if matches:
+            index, found = matches[-1]
+            ending = lines[index][len(lines[index].rstrip(b"\r\n")) :]
+            lines[index] = (found.group(1) or b"") + assignment + (ending or newline)
+            continue
+        if lines and not lines[-1].endswith(b"\n"):
+            lines[-1] += newline
+        lines.append(assignment + newline)
+    return b"".join(lines)
