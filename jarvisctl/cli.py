@@ -266,6 +266,7 @@ def logs(
     from jarvisctl import logfiles, stack, views
 
     settings = load_settings()
+    stack.check_run_dir(settings)
     names = tuple(stack.validate_services(services or []))
     known = stack.service_names()
     width = max(len(name) for name in names)

@@ -9,6 +9,7 @@ and `down` work from `state.json` and psutil directly.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -153,6 +154,26 @@ def _copy_private(source: Path | None, target: Path) -> None:
         if source is not None:
             with open(source, "rb") as template:
                 shutil.copyfileobj(template, handle)
+
+
+def check_run_dir(settings: Settings, create: bool = False) -> None:
+    """Raise UsageError when the run directory cannot be used (or created).
+
+    Without `create`, a run directory that does not exist yet is fine.
+    """
+    path = settings.run_dir
+    try:
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        # The run directory, or the nearest parent that exists, must be one.
+        existing = next(item for item in (path, *path.parents) if item.exists())
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+    except OSError as error:
+        raise UsageError(
+            f"cannot use run directory {path}: {error.strerror}; "
+            "set JARVIS_RUN_DIR to a writable directory"
+        ) from None
 
 
 def resolve_services(names: list[str] | tuple[str, ...]) -> list[str]:
@@ -324,6 +345,7 @@ def up(
     requested = resolve_services(names)
     init_project(settings)
     settings = load_settings(settings.project_dir)
+    check_run_dir(settings, create=True)
     live = supervisor_state(settings)
     if live is None:
         conflicts = foreign_conflicts(settings, requested)
