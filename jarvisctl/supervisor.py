@@ -159,6 +159,7 @@ class Supervisor:
         self._snapshot_lock = threading.Lock()
         self._last_written: dict[str, Any] | None = None
         self._last_write_at = 0.0
+        self._state_write_failed = False
         self._next_token_check = 0.0
         self._password_missing_logged = False
         self._lock_handle: IO[str] | None = None
@@ -521,13 +522,29 @@ class Supervisor:
         thread.start()
 
     def _copy_output(self, name: str, read_fd: int, writer: RotatingLogWriter) -> None:
+        # Lines dropped since the last write that failed (a full disk, say),
+        # so the failure is logged once rather than once per line.
+        lost = 0
         with os.fdopen(read_fd, "rb") as stream:
             for raw in stream:
                 text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                 try:
                     writer.write_line(text)
                 except OSError as error:
-                    logger.error("Failed to write the log of %s: %s", name, error)
+                    if not lost:
+                        logger.error(
+                            "Failed to write the log of %s: %s; dropping lines "
+                            "until a write succeeds",
+                            name,
+                            error,
+                        )
+                    lost += 1
+                else:
+                    if lost:
+                        logger.warning(
+                            "Resumed the log of %s after dropping %d lines", name, lost
+                        )
+                        lost = 0
                 if self.on_line is not None:
                     self.on_line(name, text)
 
@@ -840,8 +857,14 @@ class Supervisor:
         try:
             write_state(self.settings, state)
         except OSError as error:
-            logger.error("Failed to write the state file: %s", error)
+            # Retried every tick, so only the first failure in a row is logged.
+            if not self._state_write_failed:
+                logger.error("Failed to write the state file: %s", error)
+            self._state_write_failed = True
             return
+        if self._state_write_failed:
+            logger.info("Resumed writing the state file")
+            self._state_write_failed = False
         self._last_written = comparable
         self._last_write_at = now
 
