@@ -9,6 +9,7 @@ directory, with ports resolved and the gateway's JWT added to every agent.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -214,6 +215,25 @@ def resolve_placeholders(value: Any, values: dict[str, str], where: str = "") ->
         return values[name]
 
     return PLACEHOLDER.sub(substitute, value)
+
+
+def config_fingerprint(settings: Settings) -> str:
+    """Hash what the rendered config depends on, so a change can be detected.
+
+    That is the config file, the gateway's token and the values of the
+    placeholders the file refers to; other `.env` keys do not count.
+    """
+    digest = hashlib.sha256()
+    try:
+        text = settings.gateway_config_file.read_bytes()
+    except OSError:
+        text = b""
+    digest.update(text)
+    digest.update(b"\0" + current_token(settings).encode())
+    values = placeholder_values(settings)
+    for name in sorted(set(PLACEHOLDER.findall(text.decode(errors="replace")))):
+        digest.update(f"\0{name}={values.get(name, '')}".encode())
+    return digest.hexdigest()
 
 
 def placeholder_values(settings: Settings) -> dict[str, str]:

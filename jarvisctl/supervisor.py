@@ -93,6 +93,8 @@ class Timing:
     crash_window: float = 60.0
     state_interval: float = 2.0
     token_check_interval: float = 60.0
+    # How often the gateway's config inputs are compared with the running ones.
+    config_check_interval: float = 2.0
     # None takes JARVIS_STOP_TIMEOUT from the settings, else 10 s.
     stop_timeout: float | None = None
 
@@ -161,6 +163,11 @@ class Supervisor:
         self._last_write_at = 0.0
         self._state_write_failed = False
         self._next_token_check = 0.0
+        # Fingerprint of the config the running gateway was started with, and
+        # of the last changed config rejected as invalid (logged once).
+        self._gateway_fingerprint: str | None = None
+        self._rejected_fingerprint: str | None = None
+        self._next_config_check = 0.0
         self._password_missing_logged = False
         self._lock_handle: IO[str] | None = None
         self._server: ControlServer | None = None
@@ -311,6 +318,7 @@ class Supervisor:
         self._probe_due()
         self._start_due()
         self._check_token(force=False)
+        self._check_gateway_config()
         self._publish_state(force=False)
 
     def _check_exit(self, svc: _Service) -> None:
@@ -420,6 +428,10 @@ class Supervisor:
         except (JarvisError, ImportError, OSError) as error:
             self._block(svc, f"failed to build the command of {spec.name}: {error}")
             return
+        if spec.name == "gateway":
+            from jarvisctl.gateway import config_fingerprint
+
+            self._gateway_fingerprint = config_fingerprint(self.settings)
 
         pipe_path = self.settings.log_dir / f"{spec.name}.pipe"
         read_fd, write_fd = process.open_log_pipe(pipe_path)
@@ -748,6 +760,34 @@ class Supervisor:
             gateway.restarting = True
             gateway.next_start = 0.0
             logger.info("Restarting gateway to use the new token")
+
+    def _check_gateway_config(self) -> None:
+        """Restart the gateway alone when its config file or token changed."""
+        gateway = self._services.get("gateway")
+        now = time.monotonic()
+        if gateway is None or now < self._next_config_check:
+            return
+        self._next_config_check = now + self.timing.config_check_interval
+        if gateway.record.state not in (STARTING, RUNNING) or gateway.record.pid is None:
+            return
+        from jarvisctl.gateway import config_fingerprint, load_gateway_config
+
+        settings = load_settings(self.project_dir)
+        fingerprint = config_fingerprint(settings)
+        if fingerprint in (self._gateway_fingerprint, self._rejected_fingerprint):
+            return
+        try:
+            load_gateway_config(settings.gateway_config_file)
+        except JarvisError as error:
+            self._rejected_fingerprint = fingerprint
+            logger.error(
+                "Kept the running gateway; the changed config is invalid: %s", error
+            )
+            return
+        logger.info("Restarting gateway because its config or token changed")
+        self._stop(gateway, self._stop_timeout(None))
+        gateway.restarting = True
+        gateway.next_start = 0.0
 
     # Commands
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
+from conftest import ROOT
 from jarvisctl import control, process
 from jarvisctl.config import ServiceSpec, Settings, load_settings
 from jarvisctl.errors import ControlError
@@ -42,6 +44,7 @@ FAST = Timing(
     backoff_initial=0.1,
     backoff_max=1.0,
     stop_timeout=3.0,
+    config_check_interval=0.2,
 )
 
 # A stand-in service: `standin.py MODE PORT_KEY [EXTRA_FILE]`. It responds to
@@ -666,3 +669,44 @@ def test_services_file_round_trip(tmp_path: Path) -> None:
 
     assert load_services_file(path) == [spec]
     assert json.loads(path.read_text())[0]["command"] == ["x", "y"]
+
+
+def test_gateway_restarted_when_config_changes(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
+    config = stack.directory / "litellm_config.yaml"
+    config.write_text((ROOT / "litellm_config.yaml").read_text())
+    supervise([stack.spec("gateway")], ["gateway"])
+    first = wait_state(stack, "gateway", "running")
+
+    config.write_text(config.read_text() + "\n# edited\n")
+    second = wait_until(
+        lambda: (
+            (r := stack.service("gateway"))["state"] == "running"
+            and r["pid"] != first["pid"]
+            and r
+        ),
+        "gateway to run again",
+    )
+
+    assert second["restarts"] == 1
+
+
+def test_gateway_kept_when_changed_config_is_invalid(
+    stack: Stack,
+    supervise: Callable[..., Supervisor],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = stack.directory / "litellm_config.yaml"
+    config.write_text((ROOT / "litellm_config.yaml").read_text())
+    supervise([stack.spec("gateway")], ["gateway"])
+    first = wait_state(stack, "gateway", "running")
+
+    with caplog.at_level(logging.ERROR, logger="jarvisctl.supervisor"):
+        config.write_text(config.read_text() + "\nagents_typo: []\n")
+        wait_until(
+            lambda: "changed config is invalid" in caplog.text, "the config check"
+        )
+
+    assert "agents_typo" in caplog.text
+    assert stack.service("gateway")["pid"] == first["pid"]
