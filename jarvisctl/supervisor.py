@@ -513,6 +513,12 @@ class Supervisor:
         record.desired = RUNNING
         record.port = previous.port or record.port
         svc.popen = None
+        if svc.spec.name == "gateway":
+            from jarvisctl.gateway import config_fingerprint
+
+            # NOTE: taken as the adopted gateway's inputs, so a config change made
+            # while no supervisor ran is only picked up with the next change.
+            self._gateway_fingerprint = config_fingerprint(self.settings)
         pipe_path = self.settings.log_dir / f"{svc.spec.name}.pipe"
         read_fd, write_fd = process.open_log_pipe(pipe_path)
         os.close(write_fd)
