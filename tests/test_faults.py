@@ -1,7 +1,7 @@
 """Fault injection against the real stack run by `jarvisctl` as a subprocess.
 
-One stack, started once for the module on free loopback ports, takes every
-fault in turn: kill -9 of each service under load, a SIGSTOPped agent, a
+One stack is started once for the module on free loopback ports. It takes
+every fault in turn: kill -9 of each service under load, a SIGSTOPped agent, a
 killed supervisor, a deleted log file, a corrupted state file and a full run
 directory. The tests run in file order and each leaves the stack healthy for
 the next. Tests at the end need no stack: unusable run directories and a
@@ -37,12 +37,12 @@ from conftest import PORT_KEYS, ROOT, free_port
 # `up` waits for the gateway's cold start (8-15 s alone on 2 cores, more when
 # loaded); this bounds the whole command.
 UP_TIMEOUT = 240
-# Bound of any other CLI call; `status` itself probes with a 1 s timeout.
+# Bound of any other CLI call. `status` itself probes with a 1 s timeout.
 COMMAND_TIMEOUT = 60
 # Timeout of each ticket request of the load client. A request to a stopped or
 # killed service must end with an error well before this.
 CLIENT_TIMEOUT = 15.0
-# The load client stops after this many requests even if nobody stops it.
+# The load client stops after this many requests even when the test does not.
 MAX_CLIENT_REQUESTS = 1500
 # Bound of the wait for the supervisor to bring a killed service back: the
 # gateway's restart includes its cold start.
@@ -160,7 +160,7 @@ class Stack:
         return read_env(self.directory / ".env")
 
     def state(self) -> dict[str, Any]:
-        """Read state.json, retrying once over a concurrent replace."""
+        """Read state.json, retrying while a concurrent write leaves it unreadable."""
         path = self.run_dir / "state.json"
         for _attempt in range(20):
             try:
@@ -362,7 +362,7 @@ def test_kill_9_each_service_keeps_tickets(stack: Stack) -> None:
         assert rows[name]["pid"] != before[name]["pid"]
 
 
-# A stopped process keeps its port open but answers nothing.
+# A stopped process keeps its port open but responds to nothing.
 
 
 def test_sigstopped_agent_restarted(stack: Stack) -> None:
@@ -441,6 +441,15 @@ def test_supervisor_kill_9_services_adopted(stack: Stack) -> None:
 
     orphaned = stack.cli("status", "--json")
     orphaned_rows = {row["name"]: row for row in json.loads(orphaned.stdout)}
+    # Without a supervisor, `status` probes every port itself: a hung agent
+    # must cost it one probe timeout, not a hang.
+    hung = psutil.Process(pids["finops"])
+    hung.send_signal(signal.SIGSTOP)
+    try:
+        with_hung = stack.cli("status", "--json", timeout=15)
+    finally:
+        hung.send_signal(signal.SIGCONT)
+    hung_rows = {row["name"]: row for row in json.loads(with_hung.stdout)}
     saved = (stack.run_dir / "state.json").read_bytes()
     (stack.run_dir / "state.json").write_text("{not json")
     corrupted = stack.cli("status", "--json")
@@ -450,11 +459,25 @@ def test_supervisor_kill_9_services_adopted(stack: Stack) -> None:
     services_after = set(project_processes(stack.directory)) - {
         state_after["supervisor"]["pid"]
     }
+    # The new supervisor reads the adopted services' output again.
+    reply = stack.ask_gateway("create VPN ticket after adoption")
+    ticket_id = int(find_records(reply.json())[0]["id"])
+    tickets_log = stack.run_dir / "logs" / "tickets.log"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if f"Created ticket {ticket_id} " in tickets_log.read_text():
+            break
+        time.sleep(0.25)
 
-    assert [pid for pid in pids.values() if not alive(pid)] == []
+    dead = {name: pid for name, pid in pids.items() if not alive(pid)}
+    supervisor_log = (stack.run_dir / "supervisor.log").read_text()
+    assert dead == {}, supervisor_log[-3000:]
     assert orphaned.returncode == 0, orphaned.stdout + orphaned.stderr
     assert {name: row["pid"] for name, row in orphaned_rows.items()} == pids
     assert {row["state"] for row in orphaned_rows.values()} == {"running"}
+    assert with_hung.returncode == 1, with_hung.stdout + with_hung.stderr
+    assert hung_rows["finops"]["healthy"] is False
+    assert hung_rows["tickets"]["healthy"] is True
     assert corrupted.returncode == 0, corrupted.stdout + corrupted.stderr
     assert "state" in corrupted.stderr
     assert len(corrupted.stderr.strip().splitlines()) == 1
@@ -463,6 +486,7 @@ def test_supervisor_kill_9_services_adopted(stack: Stack) -> None:
     assert state_after["supervisor"]["pid"] != supervisor["pid"]
     assert {n: state_after["services"][n]["pid"] for n in STACK_SERVICES} == pids
     assert services_after == services_before
+    assert f"Created ticket {ticket_id} " in tickets_log.read_text()
 
 
 # A full run directory, for real: the run directory is a small tmpfs.
