@@ -24,8 +24,8 @@ import sys
 import time
 from typing import Any
 
-# Anything that imports litellm (jarvisctl.gateway may) must not fetch the
-# model cost map from the network.
+# Every process the bench starts inherits this, so the LiteLLM proxy (spawned
+# directly or by the supervisor) never fetches its model cost map online.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 from measures import (
@@ -124,6 +124,11 @@ def main() -> int:
     (RESULTS_DIR / f"bench-{stamp}.md").write_text(report)
     print()
     print(report)
+    missed = [check["name"] for check in results["checks"] if not check["met"]]
+    met = len(results["checks"]) - len(missed)
+    print(f"Met {met} of {len(results['checks'])} targets")
+    if missed:
+        print(f"Missed: {', '.join(missed)}")
     print(f"Wrote {output} in {results['seconds']:.0f} s")
     if failed:
         print(f"Kept {project.directory} for its logs", file=sys.stderr)
