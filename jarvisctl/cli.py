@@ -50,10 +50,10 @@ def root(
 
 def _settings() -> Settings:
     """Load the project's settings and check every port once, up front."""
-    from jarvisctl import stack
+    from jarvisctl.catalog import service_ports
 
     settings = load_settings()
-    stack.service_ports(settings)
+    service_ports(settings)
     return settings
 
 
@@ -142,10 +142,10 @@ def _warn_without_gateway_token(settings: Settings) -> None:
 
 
 def _run_foreground(settings: Settings, names: list[str]) -> None:
-    from jarvisctl import stack, supervisor, views
+    from jarvisctl import catalog, stack, supervisor, views
 
     stack.init_project(settings)
-    known = stack.service_names()
+    known = catalog.service_names()
     width = max(len(name) for name in known)
 
     def on_line(service: str, line: str) -> None:
@@ -156,7 +156,7 @@ def _run_foreground(settings: Settings, names: list[str]) -> None:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
         )
     runner = supervisor.Supervisor(
-        settings.project_dir, services=stack.catalog(), on_line=on_line, start=names
+        settings.project_dir, services=catalog.catalog(), on_line=on_line, start=names
     )
     # The supervisor turns Ctrl-C into a shutdown of every service, then returns.
     runner.run()
@@ -227,6 +227,7 @@ def status(
     Example: jarvisctl status --json
     """
     from jarvisctl import stack, views
+    from jarvisctl.status import all_healthy
 
     settings = _settings()
     if watch:
@@ -244,7 +245,7 @@ def status(
         views.print_json([row.to_dict() for row in statuses])
     elif not watch:
         views.print_status(statuses)
-    if not stack.all_healthy(statuses):
+    if not all_healthy(statuses):
         raise typer.Exit(EXIT_FAILURE)
 
 
@@ -263,12 +264,12 @@ def logs(
 
     Example: jarvisctl logs tickets gateway -f
     """
-    from jarvisctl import logfiles, stack, views
+    from jarvisctl import catalog, logfiles, stack, views
 
     settings = load_settings()
     stack.check_run_dir(settings)
     names = tuple(stack.validate_services(services or []))
-    known = stack.service_names()
+    known = catalog.service_names()
     width = max(len(name) for name in names)
     for line in logfiles.read_merged(settings.log_dir, names, lines):
         views.print_log_line(line, known, width)

@@ -33,6 +33,7 @@ from typing import IO, Any
 import psutil
 
 from jarvisctl import health, process
+from jarvisctl.catalog import SERVICES_FILE_ENV
 from jarvisctl.config import SERVICES, ServiceSpec, Settings, load_settings
 from jarvisctl.control import ControlServer, socket_path
 from jarvisctl.errors import EXIT_OK, ControlError, JarvisError, UsageError
@@ -53,7 +54,6 @@ from jarvisctl.state import (
 
 LOCK_NAME = "supervisor.lock"
 LOG_NAME = "supervisor.log"
-SERVICES_FILE_ENV = "JARVIS_SERVICES_FILE"
 DEFAULT_STOP_TIMEOUT = 10.0
 # Registration is a local call, so a registry slower than this is retried later.
 REGISTER_TIMEOUT = 2.0

@@ -22,7 +22,8 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from jarvisctl.logfiles import LogLine
-    from jarvisctl.stack import Failure, PortRow, ServiceStatus
+    from jarvisctl.stack import Failure, PortRow
+    from jarvisctl.status import ServiceStatus
 
 # Width of piped output: wide enough that a status row never wraps in a file.
 PLAIN_WIDTH = 200

@@ -25,6 +25,7 @@ from jarvisctl.config import SERVICE_NAMES, Settings, load_settings
 from jarvisctl.envfile import read_env
 from jarvisctl.errors import ServiceError, UsageError
 from jarvisctl.ports import find_listener
+from jarvisctl.status import ServiceStatus, all_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 # Seconds a stand-in server gets to open its port.
@@ -146,7 +147,7 @@ def running_entry(standin: StandIn) -> dict:
     }
 
 
-def row(statuses: list[stack.ServiceStatus], name: str) -> stack.ServiceStatus:
+def row(statuses: list[ServiceStatus], name: str) -> ServiceStatus:
     return next(status for status in statuses if status.name == name)
 
 
@@ -248,7 +249,7 @@ def test_status_without_state_is_stopped(settings: Settings) -> None:
     statuses = stack.collect_status(settings)
     assert [status.name for status in statuses] == list(SERVICE_NAMES)
     assert {status.state for status in statuses} == {"stopped"}
-    assert not stack.all_healthy(statuses)
+    assert not all_healthy(statuses)
 
 
 def test_status_reads_recorded_process(settings: Settings, standins) -> None:

@@ -16,7 +16,6 @@ from conftest import (
     Project,
     RunningService,
     agent_token,
-    free_port,
     make_project,
     run_cli,
     write_env_file,
