@@ -99,6 +99,20 @@ def service_spec(name: str) -> ServiceSpec:
     raise UsageError(f"unknown service {name!r}: choose one of {known}")
 
 
+def read_port(env: dict[str, str], spec: ServiceSpec) -> int:
+    """Return the port of `spec` from `env`, checked to be 1-65535."""
+    raw = env.get(spec.port_key) or str(spec.default_port)
+    try:
+        port = int(raw)
+    except ValueError:
+        raise UsageError(
+            f"invalid {spec.port_key} in .env: {raw!r} is not a port number"
+        ) from None
+    if not 0 < port < 65536:
+        raise UsageError(f"invalid {spec.port_key} in .env: {port} is not 1-65535")
+    return port
+
+
 @dataclass(frozen=True)
 class Settings:
     """Settings of one project directory."""
@@ -139,17 +153,7 @@ class Settings:
         return sys.executable
 
     def port(self, name: str) -> int:
-        spec = service_spec(name)
-        raw = self.env.get(spec.port_key) or str(spec.default_port)
-        try:
-            port = int(raw)
-        except ValueError:
-            raise UsageError(
-                f"invalid {spec.port_key} in .env: {raw!r} is not a port number"
-            ) from None
-        if not 0 < port < 65536:
-            raise UsageError(f"invalid {spec.port_key} in .env: {port} is not 1-65535")
-        return port
+        return read_port(self.env, service_spec(name))
 
     def url(self, name: str) -> str:
         return f"http://{self.host}:{self.port(name)}"

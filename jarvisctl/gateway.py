@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import yaml
 
 from jarvisctl.config import SERVICES, Settings
 from jarvisctl.errors import GatewayConfigError
+from jarvisctl.files import write_private_file
 from jarvisctl.gateway_schema import (
     AGENT_FIELDS,
     LEGACY_AGENT_FIELDS,
@@ -344,18 +343,10 @@ def _add_gateway_token(agent: dict[str, Any], token: str) -> None:
 
 def _write_private(target: Path, text: str) -> None:
     """Write `text` to `target` atomically; the file is never readable by others."""
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # mkstemp creates the file with mode 0600 from the start.
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, RUNTIME_FILE_MODE)
-        os.replace(temp_name, target)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_private_file(target, text, RUNTIME_FILE_MODE)
     except OSError as error:
-        Path(temp_name).unlink(missing_ok=True)
         raise GatewayConfigError(
             f"cannot write {target}: {error.strerror}; check the run directory"
         ) from None

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from jarvisctl.config import ServiceSpec, Settings
-from jarvisctl.errors import UsageError
+from jarvisctl.config import ServiceSpec, Settings, read_port
 
 # psutil reports create times rounded to the clock tick (10 ms on Linux), and a
 # JSON round trip keeps them exact. The tolerance covers the rounding.
@@ -63,17 +62,8 @@ def is_alive(pid: int, create_time: float | None) -> bool:
 
 
 def service_port(settings: Settings, spec: ServiceSpec) -> int:
-    """Return the port of `spec` from the settings, checked to be 1-65535."""
-    raw = settings.env.get(spec.port_key) or str(spec.default_port)
-    try:
-        port = int(raw)
-    except ValueError:
-        raise UsageError(
-            f"invalid {spec.port_key} in .env: {raw!r} is not a port number"
-        ) from None
-    if not 0 < port < 65536:
-        raise UsageError(f"invalid {spec.port_key} in .env: {port} is not 1-65535")
-    return port
+    """Return the port of `spec`, which may be a stand-in outside the catalog."""
+    return read_port(settings.env, spec)
 
 
 def launch_command(

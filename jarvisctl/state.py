@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jarvisctl.config import Settings
+from jarvisctl.files import write_private_file
 from jarvisctl.health import CardSummary, HealthResult
 
 STATE_VERSION = 1
@@ -172,14 +171,4 @@ def write_state(settings: Settings, state: StackState) -> None:
     path = state_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = json.dumps(state.to_dict(), indent=1, sort_keys=True)
-    fd, temp_name = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, STATE_FILE_MODE)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    write_private_file(path, payload, STATE_FILE_MODE)
