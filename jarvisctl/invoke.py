@@ -48,6 +48,8 @@ class InvokeResult:
     state: str | None = None
     text: str = ""
     records: list[dict[str, Any]] = field(default_factory=list)
+    # Field order of the records as the agent listed them, when it did.
+    columns: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -194,6 +196,9 @@ def _add_parts(result: InvokeResult, texts: list[str], data_parts: list[Any]) ->
         result.text = "\n".join(filter(None, [result.text, *texts]))
     for data in data_parts:
         records = data.get("records") if isinstance(data, dict) else data
+        columns = data.get("columns") if isinstance(data, dict) else None
+        if isinstance(columns, list):
+            result.columns.extend(str(name) for name in columns)
         if isinstance(records, list):
             result.records.extend(item for item in records if isinstance(item, dict))
 

@@ -361,13 +361,15 @@ def print_invoke_result(result: InvokeResult) -> None:
         else:
             out.print(Markdown(result.text))
     if result.records:
-        out.print(_records_table(result.records))
+        out.print(_records_table(result.records, result.columns))
     if not result.text and not result.records:
         out.print(Text(f"{result.agent} returned no text ({result.state})", "dim"))
 
 
-def _records_table(records: list[dict[str, Any]]) -> Table:
-    columns: list[str] = []
+def _records_table(
+    records: list[dict[str, Any]], order: list[str] | None = None
+) -> Table:
+    columns: list[str] = list(dict.fromkeys(order or []))
     for record in records:
         columns.extend(key for key in record if key not in columns)
     table = Table(box=None if is_plain() else box.SIMPLE_HEAD, pad_edge=False)

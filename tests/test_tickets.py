@@ -40,6 +40,8 @@ def test_create_both_phrasings(tickets: RunningService, project: Project) -> Non
     assert data["records"][0]["category"] == "network"
     assert data["records"][0]["owner"] == "vishal"
     assert data["records"][0]["status"] == "open"
+    assert data["columns"][0] == "id"
+    assert set(data["columns"]) == set(data["records"][0])
     assert text == (
         f"Created ticket **{FIRST_TICKET_ID}**: VPN access "
         "(network, priority medium, status open)."

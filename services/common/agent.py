@@ -119,7 +119,8 @@ class SkillsExecutor(AgentExecutor):
     """Executor that runs each message through the agent's skills.
 
     A task goes working, gets an "answer" artifact (Markdown text) and a
-    "records" artifact (`{"skill": ..., "records": [...]}`), then completes.
+    "records" artifact (`{"skill": ..., "columns": [...], "records": [...]}`),
+    then completes.
     A message without text is rejected, and an exception in the skills fails
     the task.
     """
@@ -186,7 +187,14 @@ class SkillsExecutor(AgentExecutor):
         await updater.cancel()
 
     async def _publish_answer(self, updater: TaskUpdater, answer: Answer) -> None:
-        payload = json_safe({"skill": answer.skill, "records": answer.records})
+        # A data part travels as a protobuf Struct, whose keys have no order, so
+        # the record fields' order is sent along for clients that show a table.
+        columns: list[str] = []
+        for record in answer.records:
+            columns.extend(key for key in record if key not in columns)
+        payload = json_safe(
+            {"skill": answer.skill, "columns": columns, "records": answer.records}
+        )
         await updater.add_artifact(
             [new_text_part(answer.text, media_type="text/markdown")], name="answer"
         )
