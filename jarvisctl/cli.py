@@ -122,7 +122,8 @@ def up(
         return
     with views.status_progress() as update:
         result = stack.up(settings, names, timeout=timeout, on_update=update)
-    views.print_status(result.statuses)
+    failed = [failure.name for failure in result.failures]
+    views.print_status(result.statuses, skip_errors=failed)
     if not result.ok:
         views.print_failures(result.failures)
         raise typer.Exit(EXIT_FAILURE)
@@ -204,7 +205,8 @@ def restart(
         result = stack.restart(
             settings, services or [], timeout=timeout, on_update=update
         )
-    views.print_status(result.statuses)
+    failed = [failure.name for failure in result.failures]
+    views.print_status(result.statuses, skip_errors=failed)
     if not result.ok:
         views.print_failures(result.failures)
         raise typer.Exit(EXIT_FAILURE)

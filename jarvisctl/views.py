@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -29,6 +29,16 @@ if TYPE_CHECKING:
 PLAIN_WIDTH = 200
 # Colours of the service name prefixes in `logs` and `up --foreground`.
 SERVICE_COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red")
+# Status columns that never wrap, in order; HEALTH and CARD follow and fold.
+STATUS_FIXED_COLUMNS = (
+    "NAME", "PORT", "PID", "STATE", "UPTIME", "RESTARTS", "CPU%", "RSS"
+)
+# Columns dropped first when the terminal is too narrow for the whole table.
+STATUS_OPTIONAL_COLUMNS = ("CPU%", "RSS")
+# Room HEALTH and CARD need to fold into readable pieces, gaps included.
+STATUS_FOLDED_MIN_WIDTH = 24
+# Blank columns between two table columns.
+STATUS_COLUMN_GAP = 2
 STATE_STYLES = {
     "running": "green",
     "external": "cyan",
@@ -130,30 +140,57 @@ def format_card(status: ServiceStatus) -> str:
     return f"{status.card_name}{version} ({skills} skills)"
 
 
-def status_table(statuses: list[ServiceStatus]) -> Table:
-    """Build the status table: one row per service."""
-    table = Table(box=None if is_plain() else box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("NAME", "PORT", "PID", "STATE", "UPTIME", "RESTARTS"):
-        table.add_column(column, no_wrap=True)
-    for column in ("CPU%", "RSS", "HEALTH", "CARD"):
-        table.add_column(column, no_wrap=True)
-    for status in statuses:
-        state = status.state
-        if status.error and state != "running":
-            state = f"{state} ({status.error})"
+def status_table(statuses: list[ServiceStatus], width: int | None = None) -> Table:
+    """Build the status table: one row per service, to fit `width` columns.
+
+    Every column but HEALTH and CARD keeps its header and values whole; those
+    two fold onto more lines. When even that does not fit, CPU% and RSS are
+    left out (`status --json` still has them).
+    """
+    rows = [_status_cells(status) for status in statuses]
+    headers = list(STATUS_FIXED_COLUMNS)
+    widths = [
+        max([len(header), *(len(row[index]) for row in rows)])
+        for index, header in enumerate(headers)
+    ]
+    needed = sum(widths) + STATUS_FOLDED_MIN_WIDTH + STATUS_COLUMN_GAP * len(widths)
+    keep = list(range(len(headers)))
+    if needed > (width or console.width):
+        keep = [i for i in keep if headers[i] not in STATUS_OPTIONAL_COLUMNS]
+
+    table = Table(
+        box=None if is_plain() else box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for index in keep:
+        table.add_column(headers[index], no_wrap=True, min_width=len(headers[index]))
+    table.add_column("HEALTH", overflow="fold", min_width=len("HEALTH"))
+    table.add_column("CARD", overflow="fold", min_width=len("CARD"))
+    for status, cells in zip(statuses, rows):
+        texts = [Text(cells[index]) for index in keep]
+        texts[STATUS_FIXED_COLUMNS.index("STATE")].style = STATE_STYLES.get(
+            status.state, ""
+        )
         table.add_row(
-            status.name,
-            str(status.port),
-            str(status.pid) if status.pid is not None else "-",
-            Text(state, style=STATE_STYLES.get(status.state, "")),
-            format_uptime(status.uptime),
-            str(status.restarts),
-            f"{status.cpu_percent:.1f}" if status.cpu_percent is not None else "-",
-            format_bytes(status.rss_bytes),
+            *texts,
             Text(format_health(status), style=_health_style(status)),
             format_card(status),
         )
     return table
+
+
+def _status_cells(status: ServiceStatus) -> list[str]:
+    return [
+        status.name,
+        str(status.port),
+        str(status.pid) if status.pid is not None else "-",
+        status.state,
+        format_uptime(status.uptime),
+        str(status.restarts),
+        f"{status.cpu_percent:.1f}" if status.cpu_percent is not None else "-",
+        format_bytes(status.rss_bytes),
+    ]
 
 
 def _health_style(status: ServiceStatus) -> str:
@@ -162,9 +199,34 @@ def _health_style(status: ServiceStatus) -> str:
     return "green" if status.health_ok else "red"
 
 
-def print_status(statuses: list[ServiceStatus]) -> None:
-    """Print the status table."""
-    _plain_console().print(status_table(statuses))
+def status_errors(
+    statuses: list[ServiceStatus], skip: Collection[str] = ()
+) -> list[str]:
+    """Return `name: error` for each service that is not running and has an error."""
+    return [
+        f"{status.name}: {status.error}"
+        for status in statuses
+        if status.error and status.state != "running" and status.name not in skip
+    ]
+
+
+def status_view(
+    statuses: list[ServiceStatus],
+    width: int | None = None,
+    skip_errors: Collection[str] = (),
+) -> Group:
+    """Build the status table followed by each service's error on its own lines."""
+    lines = status_errors(statuses, skip_errors)
+    errors = [Text(line, style="red") for line in lines]
+    return Group(status_table(statuses, width), *errors)
+
+
+def print_status(
+    statuses: list[ServiceStatus], skip_errors: Collection[str] = ()
+) -> None:
+    """Print the status table, then the errors of services not in `skip_errors`."""
+    out = _plain_console()
+    out.print(status_view(statuses, out.width, skip_errors))
 
 
 @contextmanager
@@ -191,7 +253,7 @@ def status_progress() -> Iterator[Callable[[list[ServiceStatus]], None]]:
     with Live(console=console, refresh_per_second=4, transient=True) as live:
 
         def update_live(statuses: list[ServiceStatus]) -> None:
-            live.update(status_table(statuses))
+            live.update(status_view(statuses))
 
         yield update_live
 
@@ -206,7 +268,7 @@ def watch_status(
     count = 0
     with Live(console=_plain_console(), auto_refresh=False) as live:
         while iterations is None or count < iterations:
-            live.update(status_table(fetch()), refresh=True)
+            live.update(status_view(fetch()), refresh=True)
             count += 1
             if iterations is None or count < iterations:
                 sleep(interval)

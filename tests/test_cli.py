@@ -8,6 +8,7 @@ JARVIS_SERVICES_FILE.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -609,3 +610,37 @@ def test_real_stack_up_down(project) -> None:
             assert find_listener(port) is None
     finally:
         stop_leftovers(stack)
+
+
+def render_status(rows: list, width: int) -> str:
+    """Render the status view on a terminal console `width` columns wide."""
+    from rich.console import Console
+
+    from jarvisctl import views
+
+    console = Console(
+        width=width, file=io.StringIO(), force_terminal=True, color_system=None
+    )
+    console.print(views.status_view(rows, width))
+    return console.file.getvalue()
+
+
+def test_status_table_narrow_keeps_key_columns() -> None:
+    from jarvisctl.status import ServiceStatus
+
+    error = "port 8080 is held by pid 4121 (python3) " + "x" * 60
+    rows = [
+        ServiceStatus("registry", 8003, "crash-looping", pid=1234567, restarts=12),
+        ServiceStatus("tickets", 8080, "stopped", error=error),
+    ]
+    output = render_status(rows, 80)
+    lines = output.splitlines()
+    header = next(line for line in lines if "NAME" in line)
+    assert header.split()[:6] == ["NAME", "PORT", "PID", "STATE", "UPTIME", "RESTARTS"]
+    assert "…" not in output
+    assert ["registry", "8003", "1234567", "crash-looping"] == table_rows(output)[
+        "registry"
+    ][:4]
+    assert ["tickets", "8080", "-", "stopped"] == table_rows(output)["tickets"][:4]
+    assert "tickets: port 8080 is held by pid 4121 (python3)" in output
+    assert max(len(line) for line in lines) <= 80
