@@ -57,6 +57,15 @@ LOG_NAME = "supervisor.log"
 DEFAULT_STOP_TIMEOUT = 10.0
 # Registration is a local call, so a registry slower than this is retried later.
 REGISTER_TIMEOUT = 2.0
+# Exit code of `services.common.server.serve` for a configuration error, which a
+# restart cannot fix (uvicorn uses 3 for start-up failures too).
+STARTUP_FAILURE = 3
+# Output lines of a service kept in memory to explain a failed start.
+RECENT_LINES = 20
+# Seconds to wait for the output of an exited service to be copied.
+OUTPUT_DRAIN_TIMEOUT = 1.0
+# Start of the line `services.common.server.serve` logs for a configuration error.
+STARTUP_MARKER = "Failed to start"
 
 LineCallback = Callable[[str, str], None]
 
@@ -120,6 +129,10 @@ class _Service:
     registered: bool = False
     starting_since: float = 0.0
     crash_exits: deque[float] = field(default_factory=deque)
+    recent_lines: deque[str] = field(
+        default_factory=lambda: deque(maxlen=RECENT_LINES)
+    )
+    reader: threading.Thread | None = None
 
 
 @dataclass
@@ -345,8 +358,26 @@ class Supervisor:
         if pid is not None:
             process.stop_process_group(pid, create_time, timeout=1.0)
         self._mark_stopped(svc, code)
+        if code == STARTUP_FAILURE and not svc.became_healthy:
+            self._give_up_on_config_error(svc)
+            return
         if record.desired == RUNNING:
             self._schedule_restart(svc, f"exit with {described}")
+
+    def _give_up_on_config_error(self, svc: _Service) -> None:
+        """Leave a service stopped that reported a configuration error at start."""
+        name = svc.spec.name
+        if svc.reader is not None:
+            svc.reader.join(OUTPUT_DRAIN_TIMEOUT)
+        svc.record.state = CRASH_LOOPING
+        svc.record.error = _startup_error(list(svc.recent_lines)) or (
+            f"exited with code {STARTUP_FAILURE} (a configuration error) before "
+            f"becoming healthy; see `jarvisctl logs {name}`"
+        )
+        logger.error("Gave up on %s: %s", name, svc.record.error)
+        svc.writer.write_line(
+            f"[jarvisctl] {name} exited with a configuration error: left stopped"
+        )
 
     def _mark_stopped(self, svc: _Service, code: int | None) -> None:
         record = svc.record
@@ -531,21 +562,30 @@ class Supervisor:
         )
 
     def _start_reader(self, svc: _Service, read_fd: int) -> None:
+        svc.recent_lines.clear()
         thread = threading.Thread(
             target=self._copy_output,
-            args=(svc.spec.name, read_fd, svc.writer),
+            args=(svc.spec.name, read_fd, svc.writer, svc.recent_lines),
             name=f"output-{svc.spec.name}",
             daemon=True,
         )
         thread.start()
+        svc.reader = thread
 
-    def _copy_output(self, name: str, read_fd: int, writer: RotatingLogWriter) -> None:
+    def _copy_output(
+        self,
+        name: str,
+        read_fd: int,
+        writer: RotatingLogWriter,
+        recent_lines: deque[str],
+    ) -> None:
         # Lines dropped since the last write that failed (a full disk, say),
         # so the failure is logged once rather than once per line.
         lost = 0
         with os.fdopen(read_fd, "rb") as stream:
             for raw in stream:
                 text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                recent_lines.append(text)
                 try:
                     writer.write_line(text)
                 except OSError as error:
@@ -938,6 +978,20 @@ def _dependency_order(specs: Sequence[ServiceSpec]) -> list[ServiceSpec]:
     for spec in specs:
         visit(spec)
     return ordered
+
+
+def _startup_error(lines: list[str]) -> str | None:
+    """Pick the line that explains a failed start from a service's last output.
+
+    That is the last line with "Failed to start", from those words on so the
+    timestamp and logger name are dropped, or else the last non-empty line.
+    """
+    non_empty = [line.strip() for line in lines if line.strip()]
+    for line in reversed(non_empty):
+        position = line.find(STARTUP_MARKER)
+        if position >= 0:
+            return line[position:]
+    return non_empty[-1] if non_empty else None
 
 
 def _restore_signal_handlers(previous: dict[int, Any]) -> None:

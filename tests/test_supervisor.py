@@ -57,6 +57,15 @@ STANDIN = textwrap.dedent(
     port = int(os.environ[port_key])
     if mode == "crash":
         print("crashing on purpose", flush=True)
+        sys.exit(1)
+    if mode == "config-error":
+        print("2026-12-04 15:40:01,123 INFO app: Loading settings", flush=True)
+        print(
+            "2026-12-04 15:40:01,124 ERROR services.common.server: Failed to start "
+            "finops: FINOPS_DATA /nowhere/focus.csv not found",
+            flush=True,
+        )
+        print("", flush=True)
         sys.exit(3)
     if mode == "ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -302,12 +311,32 @@ def test_supervisor_marks_crash_looping(
     later = stack.service("crashy")
 
     assert record["pid"] is None
-    assert record["last_exit"] == 3
+    assert record["last_exit"] == 1
     assert record["restarts"] == FAST.crash_exits - 1
     assert later["state"] == "crash-looping"
     assert later["restarts"] == record["restarts"]
     log_text = log_path(stack.settings.log_dir, "crashy").read_text()
     assert log_text.count("crashing on purpose") == FAST.crash_exits
+
+
+def test_config_error_exit_not_retried(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
+    supervise([stack.spec("finops", mode="config-error")], ["finops"])
+
+    record = wait_state(stack, "finops", "crash-looping")
+    time.sleep(FAST.backoff_max + 0.5)
+    later = stack.service("finops")
+
+    assert record["last_exit"] == 3
+    assert record["restarts"] == 0
+    assert record["error"] == (
+        "Failed to start finops: FINOPS_DATA /nowhere/focus.csv not found"
+    )
+    assert later["state"] == "crash-looping"
+    assert later["restarts"] == 0
+    log_text = log_path(stack.settings.log_dir, "finops").read_text()
+    assert log_text.count("Loading settings") == 1
 
 
 def test_stop_kills_service_ignoring_sigterm(
@@ -710,3 +739,17 @@ def test_gateway_kept_when_changed_config_is_invalid(
 
     assert "agents_typo" in caplog.text
     assert stack.service("gateway")["pid"] == first["pid"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (["a", "x ERROR y: Failed to start b: bad", "c", ""], "Failed to start b: bad"),
+        (["first", "last line", "  "], "last line"),
+        ([], None),
+    ],
+)
+def test_startup_error_picks_line(lines: list[str], expected: str | None) -> None:
+    from jarvisctl.supervisor import _startup_error
+
+    assert _startup_error(lines) == expected
