@@ -7,6 +7,7 @@ that need them, so `jarvisctl --help` and `jarvisctl status` start fast.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
@@ -16,8 +17,12 @@ from jarvisctl.config import Settings, load_settings
 from jarvisctl.errors import EXIT_FAILURE, JarvisError
 from jarvisctl.logfiles import LogLine
 
+# Help and usage errors drawn in Rich panels unless the output is plain text.
+_PLAIN_OUTPUT = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
+
 app = typer.Typer(
     help="Run, supervise and talk to the local agent stack.",
+    rich_markup_mode=None if _PLAIN_OUTPUT else "rich",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -342,11 +347,13 @@ cli_agents.register(app)
 
 
 def main() -> None:
-    """Run the CLI and turn our errors into one line on stderr and an exit code."""
+    """Run the CLI and turn our errors into one line on stderr and an exit code.
+
+    In standalone mode typer prints usage errors itself and exits 2, and our
+    own errors pass through it to be reported here.
+    """
     try:
-        # Without standalone mode click returns the code of a typer.Exit instead
-        # of exiting, so it is passed on here.
-        exit_code = app(standalone_mode=False)
+        app()
     except JarvisError as error:
         if _debug:
             raise
@@ -354,21 +361,21 @@ def main() -> None:
 
         print_error(str(error))
         sys.exit(error.exit_code)
+    except BrokenPipeError:
+        # The reader (for example `head`) went away; that is not a failure.
+        _silence_stdout()
+        sys.exit(0)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as error:  # noqa: BLE001 - the last guard before a traceback
-        import click
-
-        if isinstance(error, click.exceptions.Exit):
-            sys.exit(error.exit_code)
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Abort):
-            sys.exit(EXIT_FAILURE)
         if _debug:
             raise
-        print(f"jarvisctl: unexpected error: {error} (rerun with --debug)", file=sys.stderr)
+        print(f"error: unexpected {type(error).__name__}: {error}", file=sys.stderr)
+        print("error: rerun with --debug for the traceback", file=sys.stderr)
         sys.exit(EXIT_FAILURE)
-    if isinstance(exit_code, int) and exit_code:
-        sys.exit(exit_code)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the flush at exit raises no second error."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -644,3 +644,17 @@ def test_status_table_narrow_keeps_key_columns() -> None:
     assert ["tickets", "8080", "-", "stopped"] == table_rows(output)["tickets"][:4]
     assert "tickets: port 8080 is held by pid 4121 (python3)" in output
     assert max(len(line) for line in lines) <= 80
+
+
+def test_usage_errors_exit_2() -> None:
+    for args in (["frobnicate"], ["status", "--bogus"], ["invoke"], ["logs", "-n", "x"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "jarvisctl", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Error:" in result.stderr
+        assert "unexpected" not in result.stderr
