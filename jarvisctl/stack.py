@@ -102,10 +102,13 @@ def init_project(settings: Settings) -> list[str]:
         template = settings.template_file
         if not template.is_file() and PACKAGED_TEMPLATE.is_file():
             template = PACKAGED_TEMPLATE
-        if template.is_file():
-            _copy_private(template, env_file)
-        else:
-            _copy_private(None, env_file)
+        if not template.is_file():
+            # Without the template `.env` would lack every key but the secrets.
+            raise UsageError(
+                f"missing .env.template at {settings.template_file}; "
+                "restore it (git checkout .env.template)"
+            )
+        _copy_private(template, env_file)
         logger.info("Created %s", env_file)
     current = read_env(env_file)
     missing = [key for key in SECRET_GENERATORS if not current.get(key)]
@@ -116,13 +119,12 @@ def init_project(settings: Settings) -> list[str]:
     return missing
 
 
-def _copy_private(source: Path | None, target: Path) -> None:
+def _copy_private(source: Path, target: Path) -> None:
     # Create the file with mode 0600 first so a secret never sits world-readable.
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, ENV_FILE_MODE)
     with os.fdopen(fd, "wb") as handle:
-        if source is not None:
-            with open(source, "rb") as template:
-                shutil.copyfileobj(template, handle)
+        with open(source, "rb") as template:
+            shutil.copyfileobj(template, handle)
 
 
 def check_run_dir(settings: Settings, create: bool = False) -> None:

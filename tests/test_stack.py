@@ -223,6 +223,31 @@ def test_init_adds_no_other_template_keys(tmp_path: Path) -> None:
     assert set(values) == {"FIRST", "JWT_SECRET_KEY", "LITELLM_MASTER_KEY"}
 
 
+def test_init_without_template_rejects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "missing" / ".env.template"
+    monkeypatch.setattr(stack, "PACKAGED_TEMPLATE", missing)
+    with pytest.raises(UsageError) as caught:
+        stack.init_project(Settings(project_dir=tmp_path))
+    message = str(caught.value)
+    assert message == (
+        f"missing .env.template at {tmp_path / '.env.template'}; "
+        "restore it (git checkout .env.template)"
+    )
+    assert not (tmp_path / ".env").exists()
+
+
+def test_init_fills_existing_env_without_template(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "missing" / ".env.template"
+    monkeypatch.setattr(stack, "PACKAGED_TEMPLATE", missing)
+    (tmp_path / ".env").write_text("FIRST=1\n")
+    generated = stack.init_project(Settings(project_dir=tmp_path))
+    assert generated == ["JWT_SECRET_KEY", "LITELLM_MASTER_KEY"]
+
+
 def test_resolve_services_adds_dependencies() -> None:
     assert stack.resolve_services(["tickets"]) == ["auth", "registry", "tickets"]
 
