@@ -122,7 +122,8 @@ class _Service:
     next_probe: float = 0.0
     became_healthy: bool = False
     healthy_since: float | None = None
-    # Set when the next start counts as a restart.
+    # Set when the next start is an automatic restart after an exit or failed
+    # health checks, which `restarts` counts. Requested restarts do not count.
     restarting: bool = False
     # A start that failed for a reason a retry cannot fix waits for a command.
     blocked: bool = False
@@ -273,7 +274,7 @@ class Supervisor:
         previous = self._previous.get(spec.name)
         record = ServiceState(name=spec.name, port=port)
         if previous:
-            record.restarts = previous.restarts
+            # Restarts count within one run of the service; `_adopt` keeps them.
             record.last_exit = previous.last_exit
         writer = RotatingLogWriter(log_path(self.settings.log_dir, spec.name))
         return _Service(spec, record, writer, backoff=self.timing.backoff_initial)
@@ -541,6 +542,7 @@ class Supervisor:
         record.pid = previous.pid
         record.create_time = previous.create_time
         record.started_at = previous.started_at
+        record.restarts = previous.restarts
         record.desired = RUNNING
         record.port = previous.port or record.port
         svc.popen = None
@@ -803,7 +805,6 @@ class Supervisor:
         gateway = self._services["gateway"]
         if gateway.record.state in (STARTING, RUNNING):
             self._stop(gateway, self._stop_timeout(None))
-            gateway.restarting = True
             gateway.next_start = 0.0
             logger.info("Restarting gateway to use the new token")
 
@@ -832,7 +833,6 @@ class Supervisor:
             return
         logger.info("Restarting gateway because its config or token changed")
         self._stop(gateway, self._stop_timeout(None))
-        gateway.restarting = True
         gateway.next_start = 0.0
 
     # Commands
@@ -893,6 +893,8 @@ class Supervisor:
                 self._apply_restart(selected, command.timeout)
 
     def _apply_start(self, svc: _Service) -> None:
+        if svc.record.desired == STOPPED:
+            svc.record.restarts = 0
         svc.record.desired = RUNNING
         svc.blocked = False
         if svc.record.state in (BACKOFF, CRASH_LOOPING):
@@ -907,7 +909,7 @@ class Supervisor:
         for svc in reversed(selected):
             if svc.record.state in (STARTING, RUNNING):
                 self._stop(svc, self._stop_timeout(timeout))
-                svc.restarting = True
+            svc.restarting = False
         for svc in selected:
             self._apply_start(svc)
 

@@ -301,6 +301,58 @@ def test_supervisor_restarts_killed_service(
     assert not process.is_same_process(first["pid"], first["create_time"])
 
 
+def _replaced(stack: Stack, name: str, old_pid: int) -> dict[str, Any]:
+    return wait_until(
+        lambda: (
+            (r := stack.service(name))["state"] == "running"
+            and r["pid"] != old_pid
+            and r
+        ),
+        f"{name} to run with a new pid",
+    )
+
+
+def test_restarts_count_only_automatic(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
+    supervise([stack.spec("alpha")], ["alpha"])
+    first = wait_state(stack, "alpha", "running")
+    os.kill(first["pid"], signal.SIGKILL)
+    crashed = _replaced(stack, "alpha", first["pid"])
+
+    control.request(stack.settings, {"cmd": "restart", "services": ["alpha"]})
+    requested = _replaced(stack, "alpha", crashed["pid"])
+    control.request(stack.settings, {"cmd": "stop", "services": ["alpha"]})
+    wait_state(stack, "alpha", "stopped")
+    control.request(stack.settings, {"cmd": "start", "services": ["alpha"]})
+    started = wait_state(stack, "alpha", "running")
+
+    assert crashed["restarts"] == 1
+    assert requested["restarts"] == 1
+    assert started["restarts"] == 0
+
+
+def test_restarts_reset_by_new_supervisor(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
+    spec = stack.spec("alpha")
+    first_supervisor = supervise([spec], ["alpha"])
+    first = wait_state(stack, "alpha", "running")
+    os.kill(first["pid"], signal.SIGKILL)
+    crashed = _replaced(stack, "alpha", first["pid"])
+    first_supervisor.request_shutdown()
+    wait_until(
+        lambda: not control.supervisor_alive(stack.settings), "the first to exit"
+    )
+
+    supervise([spec], ["alpha"])
+    fresh = wait_state(stack, "alpha", "running")
+
+    assert crashed["restarts"] == 1
+    assert fresh["pid"] != crashed["pid"]
+    assert fresh["restarts"] == 0
+
+
 def test_supervisor_marks_crash_looping(
     stack: Stack, supervise: Callable[..., Supervisor]
 ) -> None:
@@ -718,7 +770,7 @@ def test_gateway_restarted_when_config_changes(
         "gateway to run again",
     )
 
-    assert second["restarts"] == 1
+    assert second["restarts"] == 0
 
 
 def test_gateway_kept_when_changed_config_is_invalid(
