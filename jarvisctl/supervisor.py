@@ -54,6 +54,11 @@ from jarvisctl.state import (
 
 LOCK_NAME = "supervisor.lock"
 LOG_NAME = "supervisor.log"
+# Logs, state and the services' databases contain tickets and tokens, so the
+# supervisor and the services it spawns create files only their owner can read.
+PRIVATE_UMASK = 0o077
+RUN_DIR_MODE = 0o700
+LOG_FILE_MODE = 0o600
 DEFAULT_STOP_TIMEOUT = 10.0
 # Registration is a local call, so a registry slower than this is retried later.
 REGISTER_TIMEOUT = 2.0
@@ -196,10 +201,21 @@ class Supervisor:
 
         Raises SupervisorRunningError when another supervisor holds the lock.
         Signal handlers are installed only when called from the main thread.
+        The process umask is PRIVATE_UMASK while the loop runs, so children
+        inherit it, and is restored on return.
         """
+        previous_umask = os.umask(PRIVATE_UMASK)
+        try:
+            return self._run()
+        finally:
+            os.umask(previous_umask)
+
+    def _run(self) -> int:
         run_dir = self.settings.run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.settings.log_dir.mkdir(parents=True, exist_ok=True)
+        # NOTE: a run directory that already exists keeps its mode, but the
+        # files created in it are private all the same.
+        run_dir.mkdir(mode=RUN_DIR_MODE, parents=True, exist_ok=True)
+        self.settings.log_dir.mkdir(mode=RUN_DIR_MODE, parents=True, exist_ok=True)
         self._acquire_lock(run_dir / LOCK_NAME)
         previous_handlers = self._install_signal_handlers()
         try:
@@ -1033,7 +1049,7 @@ def start_detached(settings: Settings, services_file: Path | None = None) -> int
     Its output goes to `<run dir>/supervisor.log`. The caller should then poll
     `control.supervisor_alive` until it returns True.
     """
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    settings.run_dir.mkdir(mode=RUN_DIR_MODE, parents=True, exist_ok=True)
     argv = [
         sys.executable,
         "-m",
@@ -1044,8 +1060,15 @@ def start_detached(settings: Settings, services_file: Path | None = None) -> int
     env = dict(os.environ)
     if services_file is not None:
         env[SERVICES_FILE_ENV] = str(services_file)
-    with open(settings.run_dir / LOG_NAME, "ab") as log:
-        child = process.spawn(argv, env, settings.project_dir, log.fileno())
+    log_fd = os.open(
+        settings.run_dir / LOG_NAME,
+        os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+        LOG_FILE_MODE,
+    )
+    try:
+        child = process.spawn(argv, env, settings.project_dir, log_fd)
+    finally:
+        os.close(log_fd)
     return child.pid
 
 

@@ -69,6 +69,9 @@ STANDIN = textwrap.dedent(
         sys.exit(3)
     if mode == "ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if mode == "write-file":
+        with open(sys.argv[3], "w") as handle:
+            handle.write("ticket contents")
     if mode == "spawn-child":
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
         with open(sys.argv[3], "w") as handle:
@@ -168,6 +171,8 @@ class Stack:
             argv.append(str(self.directory / f"{name}.child"))
         if mode == "registry":
             argv.append(str(self.directory / "registered.jsonl"))
+        if mode == "write-file":
+            argv.append(str(self.directory / f"{name}.db"))
         return ServiceSpec(
             name,
             key,
@@ -389,6 +394,34 @@ def test_config_error_exit_not_retried(
     assert later["restarts"] == 0
     log_text = log_path(stack.settings.log_dir, "finops").read_text()
     assert log_text.count("Loading settings") == 1
+
+
+def test_created_files_are_private(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
+    # The common default umask 022 lets everyone read new files, so the test
+    # shows that the supervisor sets its own.
+    previous_umask = os.umask(0o022)
+    try:
+        supervise([stack.spec("tickets", mode="write-file")], ["tickets"])
+        wait_state(stack, "tickets", "running")
+        database = stack.directory / "tickets.db"
+        wait_until(database.exists, "the service to create its file")
+    finally:
+        os.umask(previous_umask)
+    settings = stack.settings
+    wait_until(log_path(settings.log_dir, "tickets").exists, "the log file")
+
+    private_files = [
+        database,
+        log_path(settings.log_dir, "tickets"),
+        settings.run_dir / "state.json",
+        settings.run_dir / "supervisor.lock",
+    ]
+    for path in private_files:
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
+    assert settings.run_dir.stat().st_mode & 0o777 == 0o700
+    assert settings.log_dir.stat().st_mode & 0o777 == 0o700
 
 
 def test_stop_kills_service_ignoring_sigterm(
@@ -737,6 +770,8 @@ def test_start_detached_returns_supervisor_pid(stack: Stack) -> None:
 
     assert ping["pid"] == pid
     assert [proc.pid for proc in exited] == [pid]
+    log_mode = (stack.settings.run_dir / "supervisor.log").stat().st_mode
+    assert log_mode & 0o077 == 0
 
 
 def test_services_file_round_trip(tmp_path: Path) -> None:
