@@ -53,12 +53,12 @@ def root(
         logging.basicConfig(level=logging.DEBUG)
 
 
-def _settings() -> Settings:
-    """Load the project's settings and check every port once, up front."""
-    from jarvisctl.catalog import service_ports
+def _settings(stopping: bool = False) -> Settings:
+    """Load the project's settings and check their values once, up front."""
+    from jarvisctl.stack import validate_settings
 
     settings = load_settings()
-    service_ports(settings)
+    validate_settings(settings, stopping=stopping)
     return settings
 
 
@@ -182,7 +182,9 @@ def down(
     """
     from jarvisctl import stack, views
 
-    settings = _settings()
+    settings = _settings(stopping=True)
+    if timeout is None:
+        timeout = stack.stop_timeout(settings, views.print_warning)
     result = stack.down(settings, services or [], timeout=timeout)
     if result.stopped:
         views.print_info(f"Stopped {', '.join(result.stopped)}")

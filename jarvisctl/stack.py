@@ -12,6 +12,7 @@ import contextlib
 import errno
 import fcntl
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -37,6 +38,7 @@ from jarvisctl.status import (
     process_alive,
     read_state_file,
 )
+from services.common.settings import MIN_SECRET_BYTES
 
 # The two secrets `init` generates when `.env` has no value for them.
 SECRET_GENERATORS: dict[str, Callable[[], str]] = {
@@ -90,6 +92,75 @@ class DownResult:
 
     stopped: list[str]
     leftovers: list[str] = field(default_factory=list)
+
+
+def validate_settings(settings: Settings, stopping: bool = False) -> None:
+    """Raise UsageError naming the first invalid value of `.env` and its fix.
+
+    With `stopping`, an invalid JARVIS_STOP_TIMEOUT is left to `stop_timeout`,
+    so that a bad value never prevents stopping the stack.
+    """
+    if not stopping:
+        positive_setting(
+            settings, "JARVIS_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT, "seconds"
+        )
+    positive_setting(settings, "JWT_EXPIRATION_HOURS", 24.0, "hours")
+    secret = settings.env.get("JWT_SECRET_KEY") or ""
+    if secret and len(secret.encode()) < MIN_SECRET_BYTES:
+        raise UsageError(
+            f"invalid JWT_SECRET_KEY: {len(secret.encode())} bytes, at least "
+            f"{MIN_SECRET_BYTES} needed; remove it from .env and run `jarvisctl init`"
+        )
+    data = (settings.env.get("FINOPS_DATA") or "").strip()
+    if data:
+        path = Path(data).expanduser()
+        path = path if path.is_absolute() else settings.project_dir / path
+        if not path.is_file():
+            raise UsageError(
+                f"invalid FINOPS_DATA: {path} is not a file; point it at a FOCUS "
+                "CSV or Parquet file, or leave it empty for the demo data"
+            )
+    _check_distinct_ports(settings)
+
+
+def _check_distinct_ports(settings: Settings) -> None:
+    owners: dict[int, str] = {}
+    for name, port in service_ports(settings).items():
+        key = spec_of(name).port_key
+        if port in owners:
+            raise UsageError(
+                f"{owners[port]} and {key} are both {port}; "
+                "give each service its own port"
+            )
+        owners[port] = key
+
+
+def positive_setting(settings: Settings, key: str, default: float, unit: str) -> float:
+    """Return the setting `key` as a positive number; raise UsageError otherwise."""
+    raw = settings.env.get(key) or ""
+    if not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(
+            f"invalid {key}: {raw!r} is not a positive number of {unit}; "
+            f"set it in .env, for example {key}={default:g}"
+        )
+    return value
+
+
+def stop_timeout(settings: Settings, on_warning: Callable[[str], None]) -> float:
+    """Return JARVIS_STOP_TIMEOUT, or the default with a warning when it is invalid."""
+    try:
+        return positive_setting(
+            settings, "JARVIS_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT, "seconds"
+        )
+    except UsageError as error:
+        on_warning(f"{error}; using {DEFAULT_STOP_TIMEOUT:g} s")
+        return DEFAULT_STOP_TIMEOUT
 
 
 def init_project(settings: Settings) -> list[str]:

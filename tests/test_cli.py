@@ -658,3 +658,18 @@ def test_usage_errors_exit_2() -> None:
         assert result.returncode == 2, (args, result.stderr)
         assert "Error:" in result.stderr
         assert "unexpected" not in result.stderr
+
+
+def test_invalid_env_value_stops_up_early(stack: Stack) -> None:
+    result = stack.run("up", env={**stack.env, "JWT_EXPIRATION_HOURS": "0"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: invalid JWT_EXPIRATION_HOURS: '0'")
+    assert len(result.stderr.splitlines()) == 1
+    assert not (stack.directory / ".jarvis" / "state.json").exists()
+
+
+def test_down_invalid_stop_timeout_warns(stack: Stack) -> None:
+    result = stack.run("down", env={**stack.env, "JARVIS_STOP_TIMEOUT": "-1"})
+    assert result.returncode == 0, result.stderr
+    assert "warning: invalid JARVIS_STOP_TIMEOUT: '-1'" in result.stderr
+    assert "using 10 s" in result.stderr

@@ -468,3 +468,62 @@ def test_tail_file_last_lines(tmp_path: Path) -> None:
 
 def test_tail_file_missing(tmp_path: Path) -> None:
     assert stack.tail_file(tmp_path / "missing.log", 3) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("JARVIS_STOP_TIMEOUT", "-5", "invalid JARVIS_STOP_TIMEOUT: '-5' is not"),
+        ("JARVIS_STOP_TIMEOUT", "soon", "invalid JARVIS_STOP_TIMEOUT: 'soon' is not"),
+        ("JWT_EXPIRATION_HOURS", "0", "invalid JWT_EXPIRATION_HOURS: '0' is not"),
+        ("JWT_EXPIRATION_HOURS", "nan", "invalid JWT_EXPIRATION_HOURS: 'nan' is not"),
+        ("FINOPS_DATA", "missing.csv", "invalid FINOPS_DATA: "),
+    ],
+)
+def test_validate_settings_rejects_value(
+    settings: Settings, key: str, value: str, expected: str
+) -> None:
+    bad = Settings(settings.project_dir, {**settings.env, key: value})
+    with pytest.raises(UsageError) as caught:
+        stack.validate_settings(bad)
+    assert str(caught.value).startswith(expected)
+
+
+def test_validate_settings_short_secret_hidden(settings: Settings) -> None:
+    secret = "s3cret-value-" + "x" * 7
+    bad = Settings(settings.project_dir, {**settings.env, "JWT_SECRET_KEY": secret})
+    with pytest.raises(UsageError) as caught:
+        stack.validate_settings(bad)
+    assert str(caught.value) == (
+        "invalid JWT_SECRET_KEY: 20 bytes, at least 32 needed; "
+        "remove it from .env and run `jarvisctl init`"
+    )
+    assert secret not in str(caught.value)
+
+
+def test_validate_settings_duplicate_port(settings: Settings) -> None:
+    port = str(settings.port("gateway"))
+    bad = Settings(settings.project_dir, {**settings.env, "TICKETS_AGENT_PORT": port})
+    with pytest.raises(UsageError) as caught:
+        stack.validate_settings(bad)
+    assert str(caught.value) == (
+        f"TICKETS_AGENT_PORT and LITELLM_GATEWAY_PORT are both {port}; "
+        "give each service its own port"
+    )
+
+
+def test_validate_settings_accepts_relative_data(settings: Settings) -> None:
+    (settings.project_dir / "costs.csv").write_text("x\n")
+    good = Settings(settings.project_dir, {**settings.env, "FINOPS_DATA": "costs.csv"})
+    stack.validate_settings(good)
+
+
+def test_stop_timeout_falls_back_with_warning(settings: Settings) -> None:
+    bad = Settings(settings.project_dir, {**settings.env, "JARVIS_STOP_TIMEOUT": "0"})
+    warnings: list[str] = []
+    stack.validate_settings(bad, stopping=True)
+    assert stack.stop_timeout(bad, warnings.append) == 10.0
+    assert warnings == [
+        "invalid JARVIS_STOP_TIMEOUT: '0' is not a positive number of seconds; "
+        "set it in .env, for example JARVIS_STOP_TIMEOUT=10; using 10 s"
+    ]
