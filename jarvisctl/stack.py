@@ -388,6 +388,7 @@ def up(
     init_project(settings)
     settings = load_settings(settings.project_dir)
     check_run_dir(settings, create=True)
+    check_gateway_config(settings, requested)
     live = supervisor_state(settings)
     if live is None:
         conflicts = foreign_conflicts(settings, requested)
@@ -397,6 +398,21 @@ def up(
     requested_at = time.time()
     _send(settings, {"cmd": "start", "services": requested})
     return wait_for_healthy(settings, requested, requested_at, timeout, on_update)
+
+
+def check_gateway_config(settings: Settings, names: list[str]) -> None:
+    """Raise GatewayConfigError when the gateway is among `names` and cannot start.
+
+    Checked here, before the supervisor is asked, so that a broken
+    litellm_config.yaml never stops a gateway that is running fine.
+    """
+    if "gateway" not in names or spec_of("gateway").command:
+        # A gateway with its own command (a test stand-in) has no config file.
+        return
+    from jarvisctl.gateway import gateway_master_key, load_gateway_config
+
+    load_gateway_config(settings.gateway_config_file)
+    gateway_master_key(settings)
 
 
 def restart(
@@ -412,6 +428,7 @@ def restart(
     requested = validate_services(names)
     if ping_supervisor(settings) is None:
         return up(settings, requested, timeout, on_update)
+    check_gateway_config(settings, requested)
     requested_at = time.time()
     _send(settings, {"cmd": "restart", "services": requested})
     return wait_for_healthy(

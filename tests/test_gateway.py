@@ -444,3 +444,22 @@ def test_gateway_runtime_file_private(gateway_stack: GatewayStack) -> None:
     path = gateway_stack.project.directory / ".jarvis" / RUNTIME_FILE_NAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert os.stat(path).st_uid == os.getuid()
+
+
+def test_cli_up_broken_config_starts_nothing(project: Project) -> None:
+    text = committed_with("  - agent_name: oxygen", "  - agent_nmae: oxygen")
+    write_config(project.directory, text)
+    write_env_file(project)
+    result = subprocess.run(
+        [sys.executable, "-m", "jarvisctl", "up", "gateway"],
+        cwd=project.directory,
+        env=project.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    line = line_of(text, "agent_nmae")
+    assert result.returncode == 2
+    assert f"litellm_config.yaml:{line}: unknown key 'agent_nmae'" in result.stderr
+    assert not (project.directory / ".jarvis" / "supervisor.sock").exists()
+    assert not (project.directory / ".jarvis" / "state.json").exists()
