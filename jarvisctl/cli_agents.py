@@ -122,6 +122,7 @@ def invoke_command(
     from jarvisctl import invoke, views
     from jarvisctl.config import load_settings
 
+    invoke.check_text(text)
     settings = load_settings()
     ref = invoke.resolve_agent(agent, invoke.known_agents(settings))
     password = _read_password(settings, user, password_stdin) if user else None

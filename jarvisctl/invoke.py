@@ -100,6 +100,7 @@ def invoke(
     on_update: Callable[[str], None] | None = None,
 ) -> InvokeResult:
     """Send `text` to `agent` and wait for the reply; raise JarvisError."""
+    check_text(text)
     user_token = None
     if user:
         user_token = login(settings, user, _password(settings, user, password))
@@ -126,6 +127,35 @@ def invoke(
     except Exception as error:  # noqa: BLE001 - mapped to one line below
         raise _explain(error, agent, target, base_url, user_token, settings) from None
     return result
+
+
+def check_text(text: str) -> None:
+    """Raise UsageError when `text` cannot be sent as UTF-8.
+
+    Python decodes undecodable argv bytes to lone surrogates, which fail here.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise UsageError(
+            f"invalid text: not valid UTF-8 at character {error.start + 1}; "
+            "pass the message as UTF-8 text"
+        ) from None
+
+
+def whole_numbers(value: Any) -> Any:
+    """Return `value` with each float that has no fraction turned into an int.
+
+    Numbers pass through protobuf Struct as doubles, so an agent's 12301
+    arrives as 12301.0. Strings are left alone.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(item) for item in value]
+    return value
 
 
 async def _send(
@@ -160,7 +190,7 @@ def _absorb(
 
     kind = event.WhichOneof("payload")
     payload = getattr(event, kind)
-    data = MessageToDict(payload)
+    data = whole_numbers(MessageToDict(payload))
     if kind == "task":
         result.raw = data
         result.state = _state_name(payload.status.state)
@@ -195,6 +225,7 @@ def _add_parts(result: InvokeResult, texts: list[str], data_parts: list[Any]) ->
     if texts:
         result.text = "\n".join(filter(None, [result.text, *texts]))
     for data in data_parts:
+        data = whole_numbers(data)
         records = data.get("records") if isinstance(data, dict) else data
         columns = data.get("columns") if isinstance(data, dict) else None
         if isinstance(columns, list):

@@ -280,3 +280,30 @@ def test_agents_flags_unregistered_and_down(
     assert "running but not registered" in rows["finops"]["problems"]
     assert rows["oxygen"]["live"] == "down"
     assert "registered but down" in rows["oxygen"]["problems"]
+
+
+def test_cli_non_utf8_text_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(tmp_path)
+    shutil.copy(ROOT / "litellm_config.yaml", tmp_path / "litellm_config.yaml")
+    write_env_file(project)
+    # What Python makes of the byte 0xff in argv, as from $(printf '\xff').
+    text = b"hi \xff".decode("utf-8", "surrogateescape")
+    result = run_cli(["invoke", "tickets", text], project.env, monkeypatch, capsys)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: invalid text: not valid UTF-8 at char")
+    assert result.stderr.count("\n") == 1
+
+
+def test_data_part_whole_floats_become_ints() -> None:
+    from jarvisctl.invoke import InvokeResult, _add_parts
+
+    result = InvokeResult(agent="finops", via="direct")
+    part = {"records": [{"cost": 12301.0, "share": 0.25, "id": "12301.0"}]}
+    _add_parts(result, [], [part])
+    record = result.records[0]
+    assert record["cost"] == 12301
+    assert isinstance(record["cost"], int)
+    assert record["share"] == 0.25
+    assert record["id"] == "12301.0"
