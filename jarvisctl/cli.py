@@ -28,6 +28,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# Exit code after Ctrl-C, as shells report a process ended by SIGINT.
+EXIT_INTERRUPTED = 130
 # Seconds between two frames of `status --watch`.
 WATCH_INTERVAL = 1.0
 
@@ -125,8 +127,15 @@ def up(
     if foreground:
         _run_foreground(settings, names)
         return
-    with views.status_progress() as update:
-        result = stack.up(settings, names, timeout=timeout, on_update=update)
+    try:
+        with views.status_progress() as update:
+            result = stack.up(settings, names, timeout=timeout, on_update=update)
+    except KeyboardInterrupt:
+        views.print_notice(
+            "interrupted: the supervisor keeps starting the stack; "
+            "run `jarvisctl down` to stop it"
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     failed = [failure.name for failure in result.failures]
     views.print_status(result.statuses, skip_errors=failed)
     if not result.ok:

@@ -87,6 +87,11 @@ def print_warning(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
 
+def print_notice(message: str) -> None:
+    """Print one line on stderr, without a prefix or markup."""
+    error_console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
 def print_json(data: Any) -> None:
     """Write `data` as indented JSON on stdout, never coloured."""
     sys.stdout.write(json.dumps(data, indent=2) + "\n")

@@ -673,3 +673,25 @@ def test_down_invalid_stop_timeout_warns(stack: Stack) -> None:
     assert result.returncode == 0, result.stderr
     assert "warning: invalid JARVIS_STOP_TIMEOUT: '-1'" in result.stderr
     assert "using 10 s" in result.stderr
+
+
+def test_up_interrupted_keeps_supervisor(project) -> None:
+    stack = make_stack(project, unhealthy="gateway")
+    try:
+        process = stack.popen("up")
+        state_file = stack.directory / ".jarvis" / "state.json"
+        deadline = time.monotonic() + COMMAND_TIMEOUT
+        while not state_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=COMMAND_TIMEOUT)
+        assert process.returncode == 130
+        assert stderr.strip().splitlines()[-1] == (
+            "interrupted: the supervisor keeps starting the stack; "
+            "run `jarvisctl down` to stop it"
+        )
+        assert "Traceback" not in stderr
+        assert len(supervisors(stack)) == 1
+    finally:
+        stop_leftovers(stack)
