@@ -875,6 +875,14 @@ class Supervisor:
         timeout = message.get("timeout")
         if timeout is not None and not isinstance(timeout, (int, float)):
             return {"ok": False, "error": f"invalid timeout {timeout!r}: give seconds"}
+        if command == "restart" and "gateway" in self._services:
+            if not names or "gateway" in names:
+                # Checked before the gateway is stopped, so a bad config or
+                # master key leaves the running gateway in place.
+                error = gateway_launch_error(self.project_dir)
+                if error is not None:
+                    logger.error("Rejected the restart of gateway: %s", error)
+                    return {"ok": False, "error": f"gateway not restarted: {error}"}
         done = threading.Event() if command == "shutdown" else None
         self._commands.put(_Command(command, list(names), timeout, done))
         self._wakeup.set()
@@ -996,6 +1004,29 @@ def _dependency_order(specs: Sequence[ServiceSpec]) -> list[ServiceSpec]:
     for spec in specs:
         visit(spec)
     return ordered
+
+
+def gateway_launch_error(project_dir: Path) -> str | None:
+    """Check what `gateway.gateway_launch` needs; return why it would fail, or None.
+
+    Unlike `gateway_launch` it writes no runtime config, so the running gateway
+    is not affected.
+    """
+    from jarvisctl.gateway import (
+        gateway_master_key,
+        load_gateway_config,
+        placeholder_values,
+        resolve_placeholders,
+    )
+
+    try:
+        settings = load_settings(project_dir)
+        config = load_gateway_config(settings.gateway_config_file)
+        resolve_placeholders(config.data, placeholder_values(settings))
+        gateway_master_key(settings)
+    except JarvisError as error:
+        return str(error)
+    return None
 
 
 def _startup_error(lines: list[str]) -> str | None:

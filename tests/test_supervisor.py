@@ -840,3 +840,31 @@ def test_startup_error_picks_line(lines: list[str], expected: str | None) -> Non
     from jarvisctl.supervisor import _startup_error
 
     assert _startup_error(lines) == expected
+
+
+def test_gateway_restart_rejected_when_invalid(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
+    config = stack.directory / "litellm_config.yaml"
+    config.write_text((ROOT / "litellm_config.yaml").read_text())
+    with open(stack.directory / ".env", "a") as env_file:
+        env_file.write("LITELLM_MASTER_KEY=sk-test-0123456789abcdef\n")
+    supervise([stack.spec("gateway")], ["gateway"])
+    first = wait_state(stack, "gateway", "running")
+
+    config.write_text(config.read_text() + "\nagents_typo: []\n")
+    named = control.request(
+        stack.settings, {"cmd": "restart", "services": ["gateway"]}
+    )
+    everything = control.request(stack.settings, {"cmd": "restart", "services": []})
+    time.sleep(FAST.tick * 5)
+    after = stack.service("gateway")
+
+    assert named["ok"] is False
+    assert named["error"].startswith("gateway not restarted: ")
+    assert "agents_typo" in named["error"]
+    assert "\n" not in named["error"]
+    assert everything["ok"] is False
+    assert after["state"] == "running"
+    assert after["pid"] == first["pid"]
+
