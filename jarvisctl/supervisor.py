@@ -474,7 +474,7 @@ class Supervisor:
         try:
             argv, env = process.launch_command(self.settings, spec)
         except (JarvisError, ImportError, OSError) as error:
-            self._block(svc, f"failed to build the command of {spec.name}: {error}")
+            self._block(svc, f"failed to build the command: {error}")
             return
         if spec.name == "gateway":
             from jarvisctl.gateway import config_fingerprint

@@ -868,3 +868,37 @@ def test_gateway_restart_rejected_when_invalid(
     assert after["state"] == "running"
     assert after["pid"] == first["pid"]
 
+
+def test_blocked_gateway_retried_on_start(
+    stack: Stack, supervise: Callable[..., Supervisor]
+) -> None:
+    # Without a command the catalog's gateway launch is used. It fails here
+    # before anything is spawned, first on the master key and then on the config.
+    port_key = "STANDIN_GATEWAY_PORT"
+    with open(stack.directory / ".env", "a") as env_file:
+        env_file.write(f"{port_key}={free_port()}\n")
+    spec = ServiceSpec("gateway", port_key, 0, "unused", "/health")
+    supervise([spec], ["gateway"])
+    missing_key = wait_until(
+        lambda: (r := stack.service("gateway"))["error"] and r, "the first failure"
+    )
+
+    with open(stack.directory / ".env", "a") as env_file:
+        env_file.write("LITELLM_MASTER_KEY=sk-test-0123456789abcdef\n")
+    control.request(stack.settings, {"cmd": "start", "services": ["gateway"]})
+    missing_config = wait_until(
+        lambda: (
+            (r := stack.service("gateway"))["error"]
+            and r["error"] != missing_key["error"]
+            and r
+        ),
+        "a second attempt",
+    )
+
+    assert missing_key["state"] == "stopped"
+    assert missing_key["error"].startswith(
+        "failed to build the command: missing LITELLM_MASTER_KEY"
+    )
+    assert missing_config["state"] == "stopped"
+    assert missing_config["error"].startswith("failed to build the command: ")
+    assert "litellm_config.yaml" in missing_config["error"]
