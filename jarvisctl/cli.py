@@ -289,6 +289,9 @@ def logs(
     names = tuple(stack.validate_services(services or []))
     known = catalog.service_names()
     width = max(len(name) for name in names)
+    if not follow and not any(settings.log_dir.glob("*.log*")):
+        views.print_info(f"no logs yet in {settings.log_dir}; run `jarvisctl up`")
+        return
     for line in logfiles.read_merged(settings.log_dir, names, lines):
         views.print_log_line(line, known, width)
     if not follow:

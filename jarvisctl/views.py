@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
 
 # Width of piped output: wide enough that a status row never wraps in a file.
 PLAIN_WIDTH = 200
+# Terminal escape sequences in service output (LiteLLM colours its own lines):
+# CSI sequences such as colours, and OSC sequences such as window titles.
+ANSI_ESCAPE = re.compile(
+    r"\x1b\[[0-9;?]*[ -/]*[@-~]"  # CSI
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\|$)"  # OSC, ended by BEL, ST or the line
+)
 # Colours of the service name prefixes in `logs` and `up --foreground`.
 SERVICE_COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red")
 # Status columns that never wrap, in order; HEALTH and CARD follow and fold.
@@ -306,9 +313,9 @@ def print_log_line(
 ) -> None:
     """Print one log line with its service name as a coloured prefix."""
     prefix = f"{line.service:<{name_width}} | "
-    body = line.text
+    body = ANSI_ESCAPE.sub("", line.text)
     if timestamps and line.timestamp:
-        body = f"{line.timestamp} {line.text}"
+        body = f"{line.timestamp} {body}"
     text = Text.assemble((prefix, service_colour(line.service, names)), body)
     _plain_console().print(text, soft_wrap=True, highlight=False)
 

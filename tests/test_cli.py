@@ -695,3 +695,21 @@ def test_up_interrupted_keeps_supervisor(project) -> None:
         assert len(supervisors(stack)) == 1
     finally:
         stop_leftovers(stack)
+
+
+def test_logs_strip_escape_codes(stack: Stack) -> None:
+    log_dir = stack.directory / ".jarvis" / "logs"
+    log_dir.mkdir(parents=True)
+    line = "\x1b[32mINFO\x1b[0m:     Uvicorn running\x1b]0;proxy\x07"
+    (log_dir / "gateway.log").write_text(f"2026-12-04T15:40:01.123 {line}\n")
+    result = stack.run("logs", "gateway")
+    assert result.returncode == 0, result.stderr
+    assert "INFO:     Uvicorn running" in result.stdout
+    assert "\x1b" not in result.stdout
+
+
+def test_logs_without_run_dir_hint(stack: Stack) -> None:
+    result = stack.run("logs")
+    log_dir = stack.directory / ".jarvis" / "logs"
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"no logs yet in {log_dir}; run `jarvisctl up`\n"
