@@ -108,8 +108,11 @@ def print_json(data: Any) -> None:
 def confirm(question: str) -> bool:
     """Ask a yes/no question on the terminal; a pipe or EOF counts as no."""
     try:
-        answer = console.input(f"{question} [y/N] ")
+        # Without markup=False Rich reads `[y/N]` as a style tag and drops it.
+        answer = console.input(f"{question} [y/N] ", markup=False)
     except EOFError:
+        # End the prompt's line so that the next output starts on its own.
+        console.print()
         return False
     return answer.strip().lower() in ("y", "yes")
 

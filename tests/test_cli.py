@@ -713,3 +713,18 @@ def test_logs_without_run_dir_hint(stack: Stack) -> None:
     log_dir = stack.directory / ".jarvis" / "logs"
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"no logs yet in {log_dir}; run `jarvisctl up`\n"
+
+
+def test_ports_force_prompt_shows_choices(stack: Stack, foreign_listener) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "jarvisctl", "ports", "--free", "--force"],
+        cwd=stack.directory,
+        env=stack.env,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+    prompt = next(line for line in result.stdout.splitlines() if "Stop pid" in line)
+    assert prompt.endswith("? [y/N] ")
+    assert foreign_listener.poll() is None
