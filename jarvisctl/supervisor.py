@@ -135,9 +135,7 @@ class _Service:
     registered: bool = False
     starting_since: float = 0.0
     crash_exits: deque[float] = field(default_factory=deque)
-    recent_lines: deque[str] = field(
-        default_factory=lambda: deque(maxlen=RECENT_LINES)
-    )
+    recent_lines: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_LINES))
     reader: threading.Thread | None = None
 
 
@@ -831,7 +829,10 @@ class Supervisor:
         if gateway is None or now < self._next_config_check:
             return
         self._next_config_check = now + self.timing.config_check_interval
-        if gateway.record.state not in (STARTING, RUNNING) or gateway.record.pid is None:
+        if (
+            gateway.record.state not in (STARTING, RUNNING)
+            or gateway.record.pid is None
+        ):
             return
         from jarvisctl.gateway import config_fingerprint, load_gateway_config
 
@@ -875,14 +876,14 @@ class Supervisor:
         timeout = message.get("timeout")
         if timeout is not None and not isinstance(timeout, (int, float)):
             return {"ok": False, "error": f"invalid timeout {timeout!r}: give seconds"}
-        if command == "restart" and "gateway" in self._services:
-            if not names or "gateway" in names:
-                # Checked before the gateway is stopped, so a bad config or
-                # master key leaves the running gateway in place.
-                error = gateway_launch_error(self.project_dir)
-                if error is not None:
-                    logger.error("Rejected the restart of gateway: %s", error)
-                    return {"ok": False, "error": f"gateway not restarted: {error}"}
+        restarts_gateway = not names or "gateway" in names
+        if command == "restart" and restarts_gateway and "gateway" in self._services:
+            # Checked before the gateway is stopped, so a bad config or master
+            # key leaves the running gateway in place.
+            error = gateway_launch_error(self.project_dir)
+            if error is not None:
+                logger.error("Rejected the restart of gateway: %s", error)
+                return {"ok": False, "error": f"gateway not restarted: {error}"}
         done = threading.Event() if command == "shutdown" else None
         self._commands.put(_Command(command, list(names), timeout, done))
         self._wakeup.set()

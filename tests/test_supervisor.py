@@ -853,9 +853,7 @@ def test_gateway_restart_rejected_when_invalid(
     first = wait_state(stack, "gateway", "running")
 
     config.write_text(config.read_text() + "\nagents_typo: []\n")
-    named = control.request(
-        stack.settings, {"cmd": "restart", "services": ["gateway"]}
-    )
+    named = control.request(stack.settings, {"cmd": "restart", "services": ["gateway"]})
     everything = control.request(stack.settings, {"cmd": "restart", "services": []})
     time.sleep(FAST.tick * 5)
     after = stack.service("gateway")
