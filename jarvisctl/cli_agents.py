@@ -102,10 +102,18 @@ def invoke_command(
         False, "--direct", help="Call the agent itself instead of the gateway."
     ),
     user: str | None = typer.Option(
-        None, "--user", "-u", help="Log in as this user and call with their JWT."
+        None,
+        "--user",
+        "-u",
+        help="Log in as this user and call with their JWT. The password comes "
+        "from --password-stdin, else from .env (JARVIS_ADMIN_PASSWORD for admin, "
+        "JARVIS_DEMO_PASSWORD for the demo users), else a hidden prompt.",
     ),
     password_stdin: bool = typer.Option(
-        False, "--password-stdin", help="Read --user's password from stdin."
+        False,
+        "--password-stdin",
+        help="Read --user's password from the first line of stdin; "
+        "it takes precedence over the password in .env.",
     ),
     stream: bool = typer.Option(
         False, "--stream", help="Print updates as they arrive."

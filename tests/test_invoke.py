@@ -307,3 +307,13 @@ def test_data_part_whole_floats_become_ints() -> None:
     assert isinstance(record["cost"], int)
     assert record["share"] == 0.25
     assert record["id"] == "12301.0"
+
+
+def test_cli_invoke_help_password_order(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_cli(["invoke", "--help"], {"NO_COLOR": "1"}, monkeypatch, capsys)
+    help_text = " ".join(result.stdout.split())
+    assert result.exit_code == 0
+    assert "from --password-stdin, else from .env" in help_text
+    assert "else a hidden prompt" in help_text
