@@ -33,6 +33,12 @@ EXIT_INTERRUPTED = 130
 # Seconds between two frames of `status --watch`.
 WATCH_INTERVAL = 1.0
 
+# Passwords .env.template ships for local demos; never fit for an exposed stack.
+DEMO_PASSWORDS = {
+    "JARVIS_ADMIN_PASSWORD": "admin123",
+    "JARVIS_DEMO_PASSWORD": "demo123",
+}
+
 # Set by the --debug option; main() shows a traceback only when it is on.
 _debug = False
 
@@ -143,6 +149,31 @@ def up(
         raise typer.Exit(EXIT_FAILURE)
     if "gateway" in names:
         _warn_without_gateway_token(settings)
+    _warn_if_exposed(settings)
+
+
+def _warn_if_exposed(settings: Settings) -> None:
+    """Warn when the services listen beyond loopback, more so with demo passwords."""
+    import ipaddress
+
+    from jarvisctl import views
+
+    host = settings.host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return
+    message = f"the services listen on {host}, reachable from other hosts"
+    demo = [
+        key
+        for key, value in DEMO_PASSWORDS.items()
+        if settings.env.get(key, value) == value
+    ]
+    if demo:
+        message += f"; change the demo passwords in .env ({', '.join(demo)})"
+    views.print_warning(message)
 
 
 def _warn_without_gateway_token(settings: Settings) -> None:

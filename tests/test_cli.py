@@ -728,3 +728,19 @@ def test_ports_force_prompt_shows_choices(stack: Stack, foreign_listener) -> Non
     prompt = next(line for line in result.stdout.splitlines() if "Stop pid" in line)
     assert prompt.endswith("? [y/N] ")
     assert foreign_listener.poll() is None
+
+
+def test_exposed_bind_host_warns(tmp_path: Path, capsys) -> None:
+    from jarvisctl.cli import _warn_if_exposed
+    from jarvisctl.config import Settings
+
+    _warn_if_exposed(Settings(tmp_path, {"JARVIS_BIND_HOST": "127.0.0.1"}))
+    assert capsys.readouterr().err == ""
+
+    exposed = {"JARVIS_BIND_HOST": "0.0.0.0", "JARVIS_DEMO_PASSWORD": "s3cret-demo"}
+    _warn_if_exposed(Settings(tmp_path, exposed))
+    err = capsys.readouterr().err
+    assert "listen on 0.0.0.0" in err
+    assert "JARVIS_ADMIN_PASSWORD" in err
+    assert "JARVIS_DEMO_PASSWORD" not in err
+    assert "s3cret-demo" not in err
