@@ -206,7 +206,7 @@ def check_run_dir(settings: Settings, create: bool = False) -> None:
     path = settings.run_dir
     try:
         if create:
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
         # The run directory, or the nearest parent that exists, must be one.
         existing = next(item for item in (path, *path.parents) if item.exists())
         if not existing.is_dir():
@@ -245,7 +245,7 @@ def validate_services(names: list[str] | tuple[str, ...]) -> list[str]:
 
 @contextlib.contextmanager
 def _run_lock(settings: Settings, name: str) -> Iterator[None]:
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    settings.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with open(settings.run_dir / name, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -518,7 +518,8 @@ def _check_failure(
     now = time.time()
     fresh = now - requested_at < STALE_STATE_GRACE
     if status.state == "crash-looping" and not fresh:
-        return Failure(status.name, "crash-looping: it exited 5 times within 60 s")
+        reason = status.error or "it exited 5 times within 60 s"
+        return Failure(status.name, f"crash-looping: {reason}")
     if status.state == "stopped" and not fresh:
         if status.error:
             return Failure(status.name, status.error)

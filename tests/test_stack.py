@@ -527,3 +527,17 @@ def test_stop_timeout_falls_back_with_warning(settings: Settings) -> None:
         "invalid JARVIS_STOP_TIMEOUT: '0' is not a positive number of seconds; "
         "set it in .env, for example JARVIS_STOP_TIMEOUT=10; using 10 s"
     ]
+
+
+def test_crash_loop_failure_names_reason() -> None:
+    status = ServiceStatus(
+        name="finops",
+        port=8081,
+        state="crash-looping",
+        error="Failed to start finops: FINOPS_DATA /x.csv not found",
+    )
+    failure = stack._check_failure(status, requested_at=0.0, began={})
+    assert failure is not None
+    assert failure.reason == (
+        "crash-looping: Failed to start finops: FINOPS_DATA /x.csv not found"
+    )

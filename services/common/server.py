@@ -13,7 +13,8 @@ from services.common.logs import configure_logging
 from services.common.settings import ConfigError, ServiceSettings, load_settings
 
 # Exit code for a configuration error found before serving, as uvicorn uses 3
-# for start-up failures; the supervisor treats it like any other crash.
+# for start-up failures. The supervisor does not retry a service that exits
+# with it before it was ever healthy, since a restart cannot fix the setting.
 STARTUP_FAILURE = 3
 
 logger = logging.getLogger(__name__)
