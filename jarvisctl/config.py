@@ -77,14 +77,16 @@ SERVICES: tuple[ServiceSpec, ...] = (
         card_name="OxygenAgent",
     ),
     # The proxy's cold start measured about 8 s with litellm 1.108 on 2 cores;
-    # the timeout leaves room for a loaded machine.
+    # the timeout leaves room for a loaded machine. It needs the gateway JWT,
+    # minted once auth is up, but not the agents: it reads their cards per
+    # call, so it starts beside them and `up` takes about its cold start.
     ServiceSpec(
         "gateway",
         "LITELLM_GATEWAY_PORT",
         8090,
         "litellm.proxy.proxy_cli",
         "/health/readiness",
-        depends_on=("tickets", "finops", "oxygen"),
+        depends_on=("auth",),
         start_timeout=90.0,
     ),
 )
@@ -165,7 +167,9 @@ class Settings:
         try:
             return float(raw)
         except ValueError:
-            raise UsageError(f"invalid {key} in .env: {raw!r} is not a number") from None
+            raise UsageError(
+                f"invalid {key} in .env: {raw!r} is not a number"
+            ) from None
 
 
 def find_project_dir(start: Path | None = None) -> Path:

@@ -53,6 +53,9 @@ SUPERVISOR_START_TIMEOUT = 15.0
 SHUTDOWN_GRACE = 15.0
 # Interval between two state polls while waiting for services.
 POLL_INTERVAL = 0.25
+# Interval between two checks whether a stopping process has exited; a
+# liveness check is a cheap psutil call, so `down` returns soon after the exit.
+EXIT_POLL_INTERVAL = 0.05
 # A crash-looping state seen this soon after `start` may predate the request.
 STALE_STATE_GRACE = 2.0
 # Lines of a failed service's log shown by `up`.
@@ -613,7 +616,7 @@ def _wait_until_stopped(settings: Settings, names: list[str], limit: float) -> N
 def _wait_for_exit(pid: int, create_time: float | None, limit: float) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and process_alive(pid, create_time):
-        time.sleep(POLL_INTERVAL)
+        time.sleep(EXIT_POLL_INTERVAL)
 
 
 def _stop_directly(

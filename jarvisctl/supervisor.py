@@ -939,10 +939,21 @@ class Supervisor:
             self._apply_start(svc)
 
     def _shutdown(self, timeout: float | None) -> None:
-        for spec in reversed(self.specs):
-            svc = self._services[spec.name]
-            svc.record.desired = STOPPED
-            self._stop(svc, self._stop_timeout(timeout))
+        """Stop every service, dependents first; one level's services at once."""
+        stop_timeout = self._stop_timeout(timeout)
+        for level in reversed(_dependency_levels(self.specs)):
+            selected = [self._services[spec.name] for spec in level]
+            for svc in selected:
+                svc.record.desired = STOPPED
+            threads = [
+                threading.Thread(target=self._stop, args=(svc, stop_timeout))
+                for svc in selected[1:]
+            ]
+            for thread in threads:
+                thread.start()
+            self._stop(selected[0], stop_timeout)
+            for thread in threads:
+                thread.join()
         self._exit = True
         logger.info("Stopped all services")
 
@@ -980,6 +991,26 @@ class Supervisor:
             self._state_write_failed = False
         self._last_written = comparable
         self._last_write_at = now
+
+
+def _dependency_levels(specs: Sequence[ServiceSpec]) -> list[list[ServiceSpec]]:
+    """Group specs by depth: level 0 needs nothing, level n needs level n-1."""
+    by_name = {spec.name: spec for spec in specs}
+    depth: dict[str, int] = {}
+
+    def level_of(spec: ServiceSpec) -> int:
+        if spec.name not in depth:
+            known = [by_name[dep] for dep in spec.depends_on if dep in by_name]
+            depth[spec.name] = 1 + max(map(level_of, known), default=-1)
+        return depth[spec.name]
+
+    levels: list[list[ServiceSpec]] = []
+    for spec in _dependency_order(specs):
+        index = level_of(spec)
+        while len(levels) <= index:
+            levels.append([])
+        levels[index].append(spec)
+    return levels
 
 
 def _dependency_order(specs: Sequence[ServiceSpec]) -> list[ServiceSpec]:

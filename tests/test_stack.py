@@ -266,8 +266,11 @@ def test_validate_services_keeps_catalog_order() -> None:
 
 
 def test_default_wait_follows_longest_chain() -> None:
-    # auth 30 + registry 30 + an agent 30 + gateway 90, plus 5 s of slack.
-    assert stack._default_wait(["gateway"]) == 185.0
+    # auth 30 + gateway 90, plus 5 s of slack.
+    assert stack._default_wait(["gateway"]) == 125.0
+    # auth 30 + registry 30 + an agent 30, plus 5 s of slack.
+    assert stack._default_wait(["tickets"]) == 95.0
+    assert stack._default_wait(["tickets", "gateway"]) == 125.0
 
 
 def test_status_without_state_is_stopped(settings: Settings) -> None:

@@ -900,3 +900,16 @@ def test_blocked_gateway_retried_on_start(
     assert missing_config["state"] == "stopped"
     assert missing_config["error"].startswith("failed to build the command: ")
     assert "litellm_config.yaml" in missing_config["error"]
+
+
+def test_dependency_levels_of_catalog() -> None:
+    from jarvisctl.config import SERVICES
+    from jarvisctl.supervisor import _dependency_levels
+
+    levels = [[spec.name for spec in level] for level in _dependency_levels(SERVICES)]
+
+    assert levels == [
+        ["auth"],
+        ["registry", "gateway"],
+        ["tickets", "finops", "oxygen"],
+    ]
