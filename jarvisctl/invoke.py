@@ -4,6 +4,9 @@ Through the gateway the client presents the master key; a user's JWT travels in
 `x-a2a-<agent>-authorization`, which LiteLLM forwards to the agent as
 `Authorization`. Without a user, the agent gets the gateway's own token.
 Direct calls put the JWT into `Authorization` themselves.
+
+The a2a client is built from an agent card assembled from the gateway config,
+not fetched, which saves an HTTP round trip per call.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from jarvisctl.gateway import (
 from jarvisctl.tokens import current_token, default_password, login, token_info
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
+# Protocol version of a card without `protocolVersion`, as a2a-sdk 1.3 reads it.
+DEFAULT_PROTOCOL_VERSION = "0.3.0"
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,10 @@ class AgentRef:
     name: str
     card_name: str
     url: str
+    # The A2A protocol version and streaming capability the gateway's card for
+    # this agent declares, taken from its `agent_card_params`.
+    protocol_version: str = DEFAULT_PROTOCOL_VERSION
+    streaming: bool = False
 
 
 @dataclass
@@ -63,7 +72,18 @@ def known_agents(
     for agent in config.agents:
         card = agent["agent_card_params"]
         url = resolve_placeholders(card["url"], values, f"{agent['agent_name']}.url")
-        refs.append(AgentRef(agent["agent_name"], card["name"], url))
+        capabilities = card.get("capabilities") or {}
+        refs.append(
+            AgentRef(
+                agent["agent_name"],
+                card["name"],
+                url,
+                protocol_version=str(
+                    card.get("protocolVersion") or DEFAULT_PROTOCOL_VERSION
+                ),
+                streaming=bool(capabilities.get("streaming")),
+            )
+        )
     return refs
 
 
@@ -106,17 +126,19 @@ def invoke(
         user_token = login(settings, user, _password(settings, user, password))
     if direct:
         base_url = agent.url.rstrip("/")
+        card = _agent_card(agent, agent.url, protocol_version=None)
         token = user_token or _gateway_token(settings)
         headers = {"Authorization": f"Bearer {token}"}
         target = f"agent {agent.name}"
     else:
         base_url = f"{settings.url('gateway')}/a2a/{agent.name}"
+        card = _agent_card(agent, base_url, agent.protocol_version)
         headers = {"Authorization": f"Bearer {gateway_master_key(settings)}"}
         if user_token:
             headers[f"x-a2a-{agent.name}-authorization"] = f"Bearer {user_token}"
         target = "gateway"
     result = InvokeResult(agent=agent.name, via="direct" if direct else "gateway")
-    call = _send(base_url, headers, text, stream, timeout, result, on_update)
+    call = _send(card, base_url, headers, text, stream, timeout, result, on_update)
     try:
         asyncio.run(asyncio.wait_for(call, timeout))
     except (asyncio.TimeoutError, TimeoutError):
@@ -158,7 +180,31 @@ def whole_numbers(value: Any) -> Any:
     return value
 
 
+def _agent_card(agent: AgentRef, url: str, protocol_version: str | None) -> Any:
+    """Build the AgentCard the a2a client needs to call `agent` at `url`.
+
+    It has what the fetched card would give the client: the JSON-RPC interface,
+    its protocol version and the streaming capability. None for
+    `protocol_version` means the a2a SDK's current version, which the agents
+    serve because they run the same SDK.
+    """
+    from a2a.types.a2a_pb2 import AgentCapabilities, AgentCard, AgentInterface
+    from a2a.utils.constants import PROTOCOL_VERSION_CURRENT, TransportProtocol
+
+    interface = AgentInterface(
+        url=url,
+        protocol_binding=TransportProtocol.JSONRPC,
+        protocol_version=protocol_version or PROTOCOL_VERSION_CURRENT,
+    )
+    return AgentCard(
+        name=agent.card_name,
+        supported_interfaces=[interface],
+        capabilities=AgentCapabilities(streaming=agent.streaming),
+    )
+
+
 async def _send(
+    card: Any,
     base_url: str,
     headers: dict[str, str],
     text: str,
@@ -174,7 +220,7 @@ async def _send(
 
     async with httpx.AsyncClient(headers=headers, timeout=timeout) as http:
         factory = ClientFactory(ClientConfig(streaming=stream, httpx_client=http))
-        client = await factory.create_from_url(base_url)
+        client = factory.create(card)
         message = new_text_message(text, role=Role.ROLE_USER)
         request = SendMessageRequest(message=message)
         async for event in client.send_message(request):
@@ -335,7 +381,10 @@ def _http_failure(error: BaseException) -> tuple[int | None, dict[str, Any] | No
                 body = cause.response.json()
             except (ValueError, httpx.ResponseNotRead):
                 body = None
-            rpc_error = body.get("error") if isinstance(body, dict) else None
+            # LiteLLM's own errors, such as a wrong master key, are
+            # {"error": {...}} too, but without the "jsonrpc" member.
+            is_rpc = isinstance(body, dict) and body.get("jsonrpc") == "2.0"
+            rpc_error = body.get("error") if is_rpc else None
             if not isinstance(rpc_error, dict):
                 rpc_error = None
             return cause.response.status_code, rpc_error
