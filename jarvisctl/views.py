@@ -429,13 +429,14 @@ def print_invoke_update(update: str) -> None:
 
 def print_invoke_result(result: InvokeResult) -> None:
     """Print the agent's text as Markdown and its records as a table."""
-    from rich.markdown import Markdown
-
     out = _plain_console()
     if result.text:
         if is_plain():
             out.print(result.text, markup=False, highlight=False, soft_wrap=True)
         else:
+            # Imported here because plain output never needs markdown-it.
+            from rich.markdown import Markdown
+
             out.print(Markdown(result.text))
     if result.records:
         out.print(_records_table(result.records, result.columns))
