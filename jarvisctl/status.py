@@ -3,6 +3,9 @@
 With a running supervisor the rows come from its state as is. Without one,
 recorded pids are checked with psutil and every port is probed, so a stack
 started by hand, or left behind by a killed supervisor, still shows up.
+
+CPU % is the average since each process started, as `ps` shows it, so that
+`status` needs no sampling interval.
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ def all_healthy(statuses: list[ServiceStatus]) -> bool:
 
 # Service states that count as up, when the health check agrees.
 HEALTHY_STATES = ("running", "external")
-# Seconds between the two CPU samples `status` takes of each process.
-CPU_SAMPLE_INTERVAL = 0.1
 
 
 @dataclass
@@ -46,6 +47,7 @@ class ServiceStatus:
     card_name: str | None = None
     card_version: str | None = None
     card_skills: int | None = None
+    # Sum over the process tree of CPU time / age, in %, as `ps` shows %CPU.
     cpu_percent: float | None = None
     rss_bytes: int | None = None
     # "pid N (name)" of the process listening on the port, ours or not.
@@ -205,44 +207,39 @@ def _probe_listeners(settings: Settings, statuses: list[ServiceStatus]) -> None:
 
 
 def measure_resources(statuses: list[ServiceStatus]) -> None:
-    """Fill CPU % and RSS of each row's process tree, sampled over 0.1 s."""
+    """Fill CPU % and RSS of each row's process tree.
+
+    CPU % is user plus system time over the time since the process started,
+    summed over the tree, as `ps` computes %CPU. A process that exits midway
+    counts as zero.
+    """
     import psutil
 
-    trees: dict[str, list[psutil.Process]] = {}
     for status in statuses:
         if status.pid is None:
             continue
         try:
             root = psutil.Process(status.pid)
-            trees[status.name] = [root, *root.children(recursive=True)]
+            processes = [root, *root.children(recursive=True)]
         except psutil.Error:
-            continue
-    if not trees:
-        return
-    for processes in trees.values():
-        for process in processes:
-            _cpu_percent(process)
-    time.sleep(CPU_SAMPLE_INTERVAL)
-    for status in statuses:
-        processes = trees.get(status.name)
-        if not processes:
             continue
         cpu = 0.0
         rss = 0
+        now = time.time()
         for process in processes:
-            cpu += _cpu_percent(process)
             try:
-                rss += process.memory_info().rss
+                with process.oneshot():
+                    cpu += _average_cpu_percent(process, now)
+                    rss += process.memory_info().rss
             except psutil.Error:
                 continue
         status.cpu_percent = round(cpu, 1)
         status.rss_bytes = rss
 
 
-def _cpu_percent(process: Any) -> float:
-    import psutil
-
-    try:
-        return float(process.cpu_percent(interval=None))
-    except psutil.Error:
+def _average_cpu_percent(process: Any, now: float) -> float:
+    times = process.cpu_times()
+    age = now - process.create_time()
+    if age <= 0:
         return 0.0
+    return 100.0 * (times.user + times.system) / age
