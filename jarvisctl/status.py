@@ -87,27 +87,36 @@ def build_statuses(
     """Turn a state dict into rows, one per service of the catalog.
 
     `live` means the state came from a running supervisor and is trusted as
-    is. Otherwise recorded pids are checked with psutil and every port that
-    has a listener is probed, so a stack started by hand shows as external.
+    is: a running service's recorded process is taken as its port's listener,
+    and only the other ports are looked up in the socket table. Otherwise
+    recorded pids are checked with psutil and every port that has a listener
+    is probed, so a stack started by hand shows as external.
     """
     from jarvisctl.ports import find_listeners
 
     services = (state or {}).get("services") or {}
     ports = service_ports(settings)
-    listeners = find_listeners(ports.values())
-    owners = owned_processes(state)
     now = time.time()
     statuses = []
     for name in ports:
-        entry = services.get(name) or {}
-        status = _status_from_entry(name, ports[name], entry, now)
-        listener = listeners.get(ports[name])
+        status = _status_from_entry(name, ports[name], services.get(name) or {}, now)
+        if live and status.state == "running":
+            status.listener = _recorded_listener(status.pid, status.port)
+            status.owned = status.listener is not None
+        statuses.append(status)
+
+    # The scan reads every process's sockets, so it is skipped when no row
+    # needs it.
+    unknown = [ports[status.name] for status in statuses if status.listener is None]
+    listeners = find_listeners(unknown) if unknown else {}
+    owners = owned_processes(state)
+    for status in statuses:
+        listener = listeners.get(ports[status.name])
         if listener is not None:
             status.listener = listener.label
             status.owned = is_owned(listener.pid, owners)
         if not live:
-            _check_recorded_process(status, entry)
-        statuses.append(status)
+            _check_recorded_process(status, services.get(status.name) or {})
     if not live:
         _probe_listeners(settings, statuses)
     return statuses
@@ -141,6 +150,21 @@ def _status_from_entry(
         status.card_version = card.get("version")
         status.card_skills = card.get("skills")
     return status
+
+
+def _recorded_listener(pid: int | None, port: int) -> str | None:
+    """Return the listener label of the recorded process, None if it is gone."""
+    import psutil
+
+    from jarvisctl.ports import Listener
+
+    if pid is None:
+        return None
+    try:
+        name = psutil.Process(pid).name()
+    except psutil.Error:
+        return None
+    return Listener(port, "", pid, name).label
 
 
 def owned_processes(state: dict[str, Any] | None) -> dict[int, float | None]:
