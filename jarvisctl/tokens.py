@@ -12,8 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from jarvisctl.config import Settings
 from jarvisctl.envfile import read_env, update_env
 from jarvisctl.errors import LoginError
@@ -63,6 +61,10 @@ def mask_token(token: str) -> str:
 
 def decode_claims(token: str) -> dict[str, Any] | None:
     """Return the claims of `token` without verifying it, or None if undecodable."""
+    # Imported here because PyJWT loads the cryptography package, tens of
+    # milliseconds that callers of current_token or login alone do not need.
+    import jwt
+
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
