@@ -103,10 +103,9 @@ class TicketStore:
         """Yield this thread's connection inside one transaction.
 
         The transaction commits when the block ends and rolls back when it
-        raises. The connection stays open for the thread's next call, unless
-        the database file was removed or replaced since it was opened: then
-        the connection is reopened on the path, so no write lands in a file
-        that is no longer there.
+        raises. The connection stays open for the thread's next call. If the
+        database file was removed or replaced since then, the connection is
+        reopened on the path, so no write lands in an unlinked file.
         """
         file_id = database_file_id(self.path)
         connection: sqlite3.Connection | None = getattr(
