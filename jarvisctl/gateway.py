@@ -34,7 +34,7 @@ from jarvisctl.gateway_schema import (
     plain,
 )
 from jarvisctl.tokens import current_token
-from services.common.tokens import GATEWAY_TOKEN_HEADER
+from services.common.headers import GATEWAY_TOKEN_HEADER
 
 RUNTIME_FILE_NAME = "litellm.runtime.yaml"
 # The runtime file contains the gateway's JWT.

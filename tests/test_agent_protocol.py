@@ -39,7 +39,7 @@ from a2a.types.a2a_pb2 import (
 )
 from services.common.agent import MAX_BODY_BYTES, stack_version
 from services.common.settings import JWT_AUDIENCE, JWT_ISSUER
-from services.common.tokens import GATEWAY_TOKEN_HEADER
+from services.common.headers import GATEWAY_TOKEN_HEADER
 
 FINOPS_READY = (ROOT / "services" / "finops" / "skills.py").is_file()
 AGENTS = {

@@ -24,8 +24,8 @@ from starlette.responses import JSONResponse, Response
 
 from a2a.auth.user import User
 from a2a.server.routes import DefaultServerCallContextBuilder
+from services.common.headers import GATEWAY_TOKEN_HEADER
 from services.common.tokens import (
-    GATEWAY_TOKEN_HEADER,
     Identity,
     TokenError,
     bearer_token,

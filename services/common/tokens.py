@@ -88,8 +88,3 @@ def bearer_token(header_value: str | None) -> str | None:
         return None
     return token.strip()
 
-
-# The gateway sends its own JWT in this header on every call it relays. A
-# caller's JWT arrives in `Authorization`, because LiteLLM drops a forwarded
-# header when a static header of the same name is configured (litellm 1.108).
-GATEWAY_TOKEN_HEADER = "X-Jarvis-Gateway-Token"
