@@ -16,6 +16,7 @@ import typer
 from jarvisctl.config import Settings, load_settings
 from jarvisctl.errors import EXIT_FAILURE, JarvisError
 from jarvisctl.logfiles import LogLine
+from jarvisctl.status import measure_resources
 
 # Help and usage errors drawn in Rich panels unless the output is plain text.
 _PLAIN_OUTPUT = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
@@ -142,6 +143,7 @@ def up(
             "run `jarvisctl down` to stop it"
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    measure_resources(result.statuses)
     failed = [failure.name for failure in result.failures]
     views.print_status(result.statuses, skip_errors=failed)
     if not result.ok:
@@ -252,6 +254,7 @@ def restart(
         result = stack.restart(
             settings, services or [], timeout=timeout, on_update=update
         )
+    measure_resources(result.statuses)
     failed = [failure.name for failure in result.failures]
     views.print_status(result.statuses, skip_errors=failed)
     if not result.ok:
