@@ -122,12 +122,14 @@ class SkillsExecutor(AgentExecutor):
     "records" artifact (`{"skill": ..., "columns": [...], "records": [...]}`),
     then completes.
     A message without text is rejected, and an exception in the skills fails
-    the task.
+    the task. `answer` runs in a worker thread unless the skills set
+    `blocking = False` (see `services.common.answers.Skills`).
     """
 
     def __init__(self, service_name: str, skills: Skills) -> None:
         self._service_name = service_name
         self._skills = skills
+        self._blocking = getattr(skills, "blocking", True)
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         task_id = context.task_id or ""
@@ -165,7 +167,7 @@ class SkillsExecutor(AgentExecutor):
 
         started = time.monotonic()
         try:
-            answer = await asyncio.to_thread(self._skills.answer, text, identity)
+            answer = await self._answer(text, identity)
         except Exception:
             logger.exception(
                 "Failed to answer %s request from %s (task %s)",
@@ -180,6 +182,13 @@ class SkillsExecutor(AgentExecutor):
         await self._publish_answer(updater, answer)
         elapsed_ms = (time.monotonic() - started) * 1000
         self._log_answer(identity, answer, elapsed_ms)
+
+    async def _answer(self, text: str, identity: Identity) -> Answer:
+        # The hop to a worker thread costs more CPU than an in-memory answer,
+        # so only skills that may block get one.
+        if self._blocking:
+            return await asyncio.to_thread(self._skills.answer, text, identity)
+        return self._skills.answer(text, identity)
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         task_id = context.task_id or ""

@@ -34,6 +34,11 @@ class Skills(Protocol):
     name: str
     description: str
     catalog: list[SkillInfo]
+    # True when `answer` may block: I/O (files, sockets, SQLite) or work of
+    # more than about a millisecond. The agent then runs it in a worker thread
+    # and otherwise on the event loop. A class without the attribute counts
+    # as True.
+    blocking: bool
 
     def answer(self, text: str, identity: Identity) -> Answer:
         """Map the request to a skill and return its answer; never raise for

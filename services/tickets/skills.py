@@ -72,6 +72,8 @@ class TicketsSkills:
         "close your tickets."
     )
     catalog = CATALOG
+    # `answer` reads or writes SQLite on every call.
+    blocking = True
 
     def __init__(self, store: TicketStore) -> None:
         self._store = store
