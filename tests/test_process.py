@@ -229,3 +229,17 @@ def test_port_in_use_sees_listener() -> None:
     while process.port_in_use("127.0.0.1", port) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert process.port_in_use("127.0.0.1", port) is False
+
+
+def test_launch_turns_off_sdk_tracing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(process.A2A_TRACING_ENV, raising=False)
+    spec = service_spec("tickets")
+
+    _argv, env = process.launch_command(Settings(tmp_path, {}), spec)
+    assert env[process.A2A_TRACING_ENV] == "false"
+
+    chosen = Settings(tmp_path, {process.A2A_TRACING_ENV: "true"})
+    _argv, env = process.launch_command(chosen, spec)
+    assert env[process.A2A_TRACING_ENV] == "true"
