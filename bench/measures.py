@@ -33,6 +33,8 @@ from project import (
     wait_until,
 )
 
+from jarvisctl.process import A2A_TRACING_ENV
+
 MINIMAL_AGENT = ROOT / "bench" / "minimal_agent.py"
 AGENTS = ("tickets", "finops", "oxygen")
 # Read-only request per agent for the load test, so the data does not grow.
@@ -274,7 +276,11 @@ def measure_invoke(project: Project, plan: Plan) -> dict[str, list[float]]:
 def start_minimal_agent(project: Project) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     argv = [sys.executable, str(MINIMAL_AGENT), "--port", str(port)]
-    child = spawn(project, argv, project.cli_env(), "bench-minimal.log")
+    # The floor runs with the SDK's tracing switched as the stack's agents run
+    # it (see jarvisctl.process.launch_command), so the two compare like for like.
+    env = project.cli_env()
+    env.setdefault(A2A_TRACING_ENV, "false")
+    child = spawn(project, argv, env, "bench-minimal.log")
     url = f"http://127.0.0.1:{port}"
     if not wait_until(lambda: http_ok(url + "/health"), BOOT_TIMEOUT, 0.05):
         raise RuntimeError("the minimal agent did not start; see bench-minimal.log")
