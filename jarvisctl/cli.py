@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -17,6 +18,9 @@ from jarvisctl.config import Settings, load_settings
 from jarvisctl.errors import EXIT_FAILURE, JarvisError
 from jarvisctl.logfiles import LogLine
 from jarvisctl.status import measure_resources
+
+if TYPE_CHECKING:
+    from jarvisctl.stack import StackResult
 
 # Help and usage errors drawn in Rich panels unless the output is plain text.
 _PLAIN_OUTPUT = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
@@ -143,15 +147,22 @@ def up(
             "run `jarvisctl down` to stop it"
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    _report_result(result)
+    if "gateway" in names:
+        _warn_without_gateway_token(settings)
+    _warn_if_exposed(settings)
+
+
+def _report_result(result: StackResult) -> None:
+    """Print the final table of up or restart; exit 1 when a service failed."""
+    from jarvisctl import views
+
     measure_resources(result.statuses)
     failed = [failure.name for failure in result.failures]
     views.print_status(result.statuses, skip_errors=failed)
     if not result.ok:
         views.print_failures(result.failures)
         raise typer.Exit(EXIT_FAILURE)
-    if "gateway" in names:
-        _warn_without_gateway_token(settings)
-    _warn_if_exposed(settings)
 
 
 def _warn_if_exposed(settings: Settings) -> None:
@@ -254,12 +265,7 @@ def restart(
         result = stack.restart(
             settings, services or [], timeout=timeout, on_update=update
         )
-    measure_resources(result.statuses)
-    failed = [failure.name for failure in result.failures]
-    views.print_status(result.statuses, skip_errors=failed)
-    if not result.ok:
-        views.print_failures(result.failures)
-        raise typer.Exit(EXIT_FAILURE)
+    _report_result(result)
 
 
 @app.command()
