@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from jarvisctl.config import Settings, load_settings
+from jarvisctl.config import Settings, load_settings, read_stop_timeout
 from jarvisctl.errors import EXIT_FAILURE, JarvisError
 from jarvisctl.logfiles import LogLine
 from jarvisctl.status import measure_resources
@@ -237,7 +237,7 @@ def down(
 
     settings = _settings(stopping=True)
     if timeout is None:
-        timeout = stack.stop_timeout(settings, views.print_warning)
+        timeout = read_stop_timeout(settings, views.print_warning)
     result = stack.down(settings, services or [], timeout=timeout)
     if result.stopped:
         views.print_info(f"Stopped {', '.join(result.stopped)}")

@@ -6,8 +6,10 @@ the same rule the services follow, so the CLI and the services agree on ports.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from jarvisctl.errors import UsageError
 
 DEFAULT_HOST = "127.0.0.1"
 RUN_DIR_NAME = ".jarvis"
+# Seconds between SIGTERM and SIGKILL when JARVIS_STOP_TIMEOUT is not set.
+DEFAULT_STOP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -160,16 +164,33 @@ class Settings:
     def url(self, name: str) -> str:
         return f"http://{self.host}:{self.port(name)}"
 
-    def float_setting(self, key: str, default: float) -> float:
-        raw = self.env.get(key)
-        if not raw:
-            return default
-        try:
-            return float(raw)
-        except ValueError:
-            raise UsageError(
-                f"invalid {key} in .env: {raw!r} is not a number"
-            ) from None
+
+def positive_setting(settings: Settings, key: str, default: float, unit: str) -> float:
+    """Return the setting `key` as a positive number; raise UsageError otherwise."""
+    raw = settings.env.get(key) or ""
+    if not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(
+            f"invalid {key}: {raw!r} is not a positive number of {unit}; "
+            f"set it in .env, for example {key}={default:g}"
+        )
+    return value
+
+
+def read_stop_timeout(settings: Settings, on_warning: Callable[[str], None]) -> float:
+    """Return JARVIS_STOP_TIMEOUT, or the default with a warning when it is invalid."""
+    try:
+        return positive_setting(
+            settings, "JARVIS_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT, "seconds"
+        )
+    except UsageError as error:
+        on_warning(f"{error}; using {DEFAULT_STOP_TIMEOUT:g} s")
+        return DEFAULT_STOP_TIMEOUT
 
 
 def find_project_dir(start: Path | None = None) -> Path:

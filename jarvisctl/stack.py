@@ -12,7 +12,6 @@ import contextlib
 import errno
 import fcntl
 import logging
-import math
 import os
 import secrets
 import shutil
@@ -25,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from jarvisctl.catalog import service_names, service_ports, spec_of
-from jarvisctl.config import Settings, load_settings
+from jarvisctl.config import (
+    DEFAULT_STOP_TIMEOUT,
+    Settings,
+    load_settings,
+    positive_setting,
+    read_stop_timeout,
+)
 from jarvisctl.envfile import ENV_FILE_MODE, read_env, update_env
 from jarvisctl.errors import ControlError, ServiceError, UsageError
 from jarvisctl.ports import Listener
@@ -60,8 +65,6 @@ EXIT_POLL_INTERVAL = 0.05
 STALE_STATE_GRACE = 2.0
 # Lines of a failed service's log shown by `up`.
 LOG_TAIL_LINES = 20
-# Default seconds `down` waits between SIGTERM and SIGKILL.
-DEFAULT_STOP_TIMEOUT = 10.0
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ class DownResult:
 def validate_settings(settings: Settings, stopping: bool = False) -> None:
     """Raise UsageError naming the first invalid value of `.env` and its fix.
 
-    With `stopping`, an invalid JARVIS_STOP_TIMEOUT is left to `stop_timeout`,
+    With `stopping`, an invalid JARVIS_STOP_TIMEOUT is left to `read_stop_timeout`,
     so that a bad value never prevents stopping the stack.
     """
     if not stopping:
@@ -136,34 +139,6 @@ def _check_distinct_ports(settings: Settings) -> None:
                 "give each service its own port"
             )
         owners[port] = key
-
-
-def positive_setting(settings: Settings, key: str, default: float, unit: str) -> float:
-    """Return the setting `key` as a positive number; raise UsageError otherwise."""
-    raw = settings.env.get(key) or ""
-    if not raw.strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise UsageError(
-            f"invalid {key}: {raw!r} is not a positive number of {unit}; "
-            f"set it in .env, for example {key}={default:g}"
-        )
-    return value
-
-
-def stop_timeout(settings: Settings, on_warning: Callable[[str], None]) -> float:
-    """Return JARVIS_STOP_TIMEOUT, or the default with a warning when it is invalid."""
-    try:
-        return positive_setting(
-            settings, "JARVIS_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT, "seconds"
-        )
-    except UsageError as error:
-        on_warning(f"{error}; using {DEFAULT_STOP_TIMEOUT:g} s")
-        return DEFAULT_STOP_TIMEOUT
 
 
 def init_project(settings: Settings) -> list[str]:
@@ -548,9 +523,7 @@ def down(
     directly, each only if its pid still has the recorded start time.
     """
     requested = validate_services(names)
-    stop_timeout = timeout or settings.float_setting(
-        "JARVIS_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT
-    )
+    stop_timeout = timeout or read_stop_timeout(settings, logger.warning)
     live = supervisor_state(settings)
     state = live if live is not None else read_state_file(settings)
     recorded = _recorded_processes(state, requested)
@@ -732,9 +705,7 @@ def free_ports(
     """
     from jarvisctl.ports import free_port
 
-    stop_timeout = timeout or settings.float_setting(
-        "JARVIS_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT
-    )
+    stop_timeout = timeout or read_stop_timeout(settings, logger.warning)
     supervised = ping_supervisor(settings) is not None
     done: list[str] = []
     skipped: list[str] = []

@@ -34,7 +34,14 @@ import psutil
 
 from jarvisctl import health, process
 from jarvisctl.catalog import SERVICES_FILE_ENV
-from jarvisctl.config import SERVICES, ServiceSpec, Settings, load_settings
+from jarvisctl.config import (
+    DEFAULT_STOP_TIMEOUT,
+    SERVICES,
+    ServiceSpec,
+    Settings,
+    load_settings,
+    positive_setting,
+)
 from jarvisctl.control import ControlServer, socket_path
 from jarvisctl.errors import EXIT_OK, ControlError, JarvisError, UsageError
 from jarvisctl.logfiles import RotatingLogWriter, log_path
@@ -59,7 +66,6 @@ LOG_NAME = "supervisor.log"
 PRIVATE_UMASK = 0o077
 RUN_DIR_MODE = 0o700
 LOG_FILE_MODE = 0o600
-DEFAULT_STOP_TIMEOUT = 10.0
 # Registration is a local call, so a registry slower than this is retried later.
 REGISTER_TIMEOUT = 2.0
 # Exit code of `services.common.server.serve` for a configuration error, which a
@@ -651,8 +657,8 @@ class Supervisor:
         if self.timing.stop_timeout is not None:
             return self.timing.stop_timeout
         try:
-            return self.settings.float_setting(
-                "JARVIS_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT
+            return positive_setting(
+                self.settings, "JARVIS_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT, "seconds"
             )
         except JarvisError:
             return DEFAULT_STOP_TIMEOUT

@@ -388,14 +388,20 @@ def _key_value_table(rows: list[tuple[str, str]]) -> Table:
 
 def print_token_refreshed(info: TokenInfo, gateway_restarted: bool) -> None:
     """Print who the new JWT_TOKEN is for, its expiry and the masked token."""
+    expires = f"{format_time(info.expires_at)} ({format_relative(info.expires_at)})"
+    gateway = "restarted" if gateway_restarted else "not running, nothing to restart"
     rows = [
         ("user", info.username),
         ("role", info.role),
-        ("expires", f"{format_time(info.expires_at)} ({format_relative(info.expires_at)})"),
+        ("expires", expires),
         ("token", info.masked),
-        ("gateway", "restarted" if gateway_restarted else "not running, nothing to restart"),
+        ("gateway", gateway),
     ]
     _plain_console().print(_key_value_table(rows))
+
+
+def _time_left(info: TokenInfo) -> str:
+    return "expired" if info.expired() else format_relative(info.expires_at)
 
 
 def print_token_status(info: TokenInfo, check: TokenCheck, token: str | None) -> None:
@@ -411,7 +417,7 @@ def print_token_status(info: TokenInfo, check: TokenCheck, token: str | None) ->
         ("role", info.role),
         ("issued", format_time(info.issued_at)),
         ("expires", format_time(info.expires_at)),
-        ("time left", "expired" if info.expired() else format_relative(info.expires_at)),
+        ("time left", _time_left(info)),
         ("accepted by auth", accepted),
     ]
     if token is None:

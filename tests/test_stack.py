@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from jarvisctl import stack
-from jarvisctl.config import SERVICE_NAMES, Settings, load_settings
+from jarvisctl.config import SERVICE_NAMES, Settings, load_settings, read_stop_timeout
 from jarvisctl.envfile import read_env
 from jarvisctl.errors import ServiceError, UsageError
 from jarvisctl.ports import find_listener
@@ -525,7 +525,7 @@ def test_stop_timeout_falls_back_with_warning(settings: Settings) -> None:
     bad = Settings(settings.project_dir, {**settings.env, "JARVIS_STOP_TIMEOUT": "0"})
     warnings: list[str] = []
     stack.validate_settings(bad, stopping=True)
-    assert stack.stop_timeout(bad, warnings.append) == 10.0
+    assert read_stop_timeout(bad, warnings.append) == 10.0
     assert warnings == [
         "invalid JARVIS_STOP_TIMEOUT: '0' is not a positive number of seconds; "
         "set it in .env, for example JARVIS_STOP_TIMEOUT=10; using 10 s"
