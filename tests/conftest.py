@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -311,3 +312,20 @@ def run_cli(
         code = exit_.code if isinstance(exit_.code, int) else 1
     captured = capsys.readouterr()
     return CliResult(code, captured.out, captured.err)
+
+
+def find_records(value: Any) -> list[dict[str, Any]]:
+    """Return the first `records` list found anywhere in a JSON-RPC reply."""
+    if isinstance(value, dict):
+        if isinstance(value.get("records"), list):
+            return value["records"]
+        children = list(value.values())
+    elif isinstance(value, list):
+        children = value
+    else:
+        return []
+    for child in children:
+        found = find_records(child)
+        if found:
+            return found
+    return []

@@ -32,7 +32,7 @@ import httpx
 import psutil
 import pytest
 
-from conftest import PORT_KEYS, ROOT, free_port
+from conftest import PORT_KEYS, ROOT, find_records, free_port
 
 # `up` waits for the gateway's cold start (8-15 s alone on 2 cores, more when
 # loaded); this bounds the whole command.
@@ -89,23 +89,6 @@ def project_processes(directory: Path) -> dict[int, str]:
             continue
         found[proc.pid] = " ".join(proc.info["cmdline"] or [])
     return found
-
-
-def find_records(value: Any) -> list[dict[str, Any]]:
-    """Return the first `records` list found anywhere in a JSON-RPC reply."""
-    if isinstance(value, dict):
-        if isinstance(value.get("records"), list):
-            return value["records"]
-        children = list(value.values())
-    elif isinstance(value, list):
-        children = value
-    else:
-        return []
-    for child in children:
-        found = find_records(child)
-        if found:
-            return found
-    return []
 
 
 def message_body(text: str) -> dict[str, Any]:

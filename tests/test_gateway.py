@@ -9,13 +9,19 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from conftest import ROOT, GatewayStack, Project, login, write_env_file
+from conftest import (
+    ROOT,
+    GatewayStack,
+    Project,
+    find_records,
+    login,
+    write_env_file,
+)
 from jarvisctl.config import Settings
 from jarvisctl.errors import GatewayConfigError
 from jarvisctl.gateway import (
@@ -83,23 +89,6 @@ def send_message(
         },
     }
     return httpx.post(url, json=body, headers=headers, timeout=60)
-
-
-def find_records(value: Any) -> list[dict[str, Any]]:
-    """Return the first `records` list found anywhere in a JSON-RPC reply."""
-    if isinstance(value, dict):
-        if isinstance(value.get("records"), list):
-            return value["records"]
-        children = list(value.values())
-    elif isinstance(value, list):
-        children = value
-    else:
-        return []
-    for child in children:
-        found = find_records(child)
-        if found:
-            return found
-    return []
 
 
 # Config validation and rendering, no services needed.
