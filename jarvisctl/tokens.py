@@ -1,8 +1,8 @@
 """The gateway's JWT: log in at the auth service, store it in `.env`, inspect it.
 
-The gateway sends JWT_TOKEN to the agents on every call it relays. The token is
-decoded here without verifying its signature, only to read who it is for and
-when it expires; whether it is still valid is asked of the auth service.
+The gateway sends JWT_TOKEN to the agents on every call it relays. This module
+decodes the token without verifying its signature, only to read who it is for
+and when it expires. Whether it is still valid is checked by the auth service.
 """
 
 from __future__ import annotations
